@@ -1,0 +1,165 @@
+"""What the Lambda runtime hands a handler, built locally: API Gateway events and a context.
+
+The events have the shape API Gateway sends (HTTP API payload 2.0, REST API payload 1.0),
+so a request through these passes the exact code path it takes on Lambda.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+ACCOUNT_ID = "123456789012"
+API_ID = "local"
+
+
+@dataclass
+class LambdaContext:
+    """The attributes and methods of the runtime's context object that code relies on."""
+
+    function_name: str = "UsersApiFunction"
+    memory_limit_in_mb: int = 512
+    timeout_s: float = 10.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/UsersApiFunction"
+    log_stream_name: str = "local"
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self.timeout_s - (time.monotonic() - self._started)) * 1000), 0)
+
+
+def _body_fields(body: bytes) -> dict[str, Any]:
+    if not body:
+        return {"body": None, "isBase64Encoded": False}
+    try:
+        return {"body": body.decode("utf-8"), "isBase64Encoded": False}
+    except UnicodeDecodeError:
+        return {"body": base64.b64encode(body).decode(), "isBase64Encoded": True}
+
+
+def _now() -> tuple[str, int]:
+    now = datetime.now(UTC)
+    return now.strftime("%d/%b/%Y:%H:%M:%S +0000"), int(now.timestamp() * 1000)
+
+
+def http_api_event(
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    request_id: str | None = None,
+    stage: str = "$default",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) proxy event for the `$default` route."""
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    time_text, time_epoch = _now()
+    raw_path = path if stage == "$default" else f"/{stage}{path}"
+    query_params: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        query_params[key] = f"{query_params[key]},{value}" if key in query_params else value
+    cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": API_ID,
+            "domainName": headers.get("host", f"{API_ID}.execute-api.us-east-1.amazonaws.com"),
+            "domainPrefix": API_ID,
+            "http": {
+                "method": method.upper(),
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": request_id or uuid.uuid4().hex[:16] + "=",
+            "routeKey": "$default",
+            "stage": stage,
+            "time": time_text,
+            "timeEpoch": time_epoch,
+        },
+        **_body_fields(body),
+    }
+    if query_params:
+        event["queryStringParameters"] = query_params
+    if cookies:
+        event["cookies"] = cookies
+    return event
+
+
+def rest_api_event(
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    request_id: str | None = None,
+    stage: str = "prod",
+) -> dict[str, Any]:
+    """An API Gateway REST API (payload 1.0) proxy event, as for a `/{proxy+}` resource."""
+    headers = dict(headers or {})
+    time_text, time_epoch = _now()
+    multi: dict[str, list[str]] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        multi.setdefault(key, []).append(value)
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method.upper(),
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+        "multiValueQueryStringParameters": multi or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": API_ID,
+            "resourceId": "abc123",
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method.upper(),
+            "path": f"/{stage}{path}",
+            "protocol": "HTTP/1.1",
+            "requestId": request_id or str(uuid.uuid4()),
+            "requestTime": time_text,
+            "requestTimeEpoch": time_epoch,
+            "stage": stage,
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
+        },
+        **_body_fields(body),
+    }
+
+
+def response_body(response: dict[str, Any]) -> bytes:
+    """The raw body of a Lambda proxy response."""
+    body = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        return base64.b64decode(body)
+    return body.encode("utf-8")
+
+
+def response_headers(response: dict[str, Any]) -> list[tuple[str, str]]:
+    """Headers of a proxy response, from `headers`, `multiValueHeaders` and `cookies`."""
+    pairs = [(k, v) for k, v in (response.get("headers") or {}).items()]
+    for key, values in (response.get("multiValueHeaders") or {}).items():
+        pairs.extend((key, v) for v in values)
+    pairs.extend(("set-cookie", c) for c in response.get("cookies") or [])
+    return pairs

@@ -1,0 +1,117 @@
+"""A TCP proxy on loopback, for tests and benchmarks of the database path.
+
+It forwards to a real server and can: delay every chunk (emulating the network hop from a
+function to RDS Proxy), count round trips (each time the client speaks after the server
+did), refuse new connections and cut open ones (an outage), or accept connections and never
+answer (a black hole, where only a connect timeout helps).
+It runs its own event loop in a thread, so callers may be synchronous or on any loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+_CHUNK = 65536
+
+
+class TcpProxy:
+    def __init__(self, target_host: str, target_port: int, *, delay_s: float = 0.0) -> None:
+        self.target = (target_host, target_port)
+        self.delay_s = delay_s
+        self.round_trips = 0
+        self.connections = 0
+        self.blackhole = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._lock = threading.Lock()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port: int = s.getsockname()[1]
+
+    # --- control, from any thread -------------------------------------------------------
+
+    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    def start(self) -> TcpProxy:
+        if not self._thread.is_alive():
+            self._thread.start()
+        self._call(self._listen())
+        return self
+
+    def stop(self) -> None:
+        """Refuse new connections and cut the open ones."""
+        self._call(self._close())
+
+    def close(self) -> None:
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.round_trips = 0
+            self.connections = 0
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the proxy, on its own loop -----------------------------------------------------
+
+    async def _listen(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self._writers.add(client_w)
+        with self._lock:
+            self.connections += 1
+        if self.blackhole:
+            await client_r.read()  # never answer; wait for the client to give up
+            self._writers.discard(client_w)
+            client_w.close()
+            return
+        try:
+            server_r, server_w = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_w.transport.abort()
+            return
+        self._writers.add(server_w)
+        last = {"from": "server"}  # a connection opens with the client speaking first
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, side: str) -> None:
+            try:
+                while data := await src.read(_CHUNK):
+                    if side == "client" and last["from"] == "server":
+                        with self._lock:
+                            self.round_trips += 1
+                    last["from"] = side
+                    if self.delay_s:
+                        await asyncio.sleep(self.delay_s)
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()  # one side ended: end the other too
+
+        await asyncio.gather(pump(client_r, server_w, "client"), pump(server_r, client_w, "server"))
+        self._writers.discard(client_w)
+        self._writers.discard(server_w)

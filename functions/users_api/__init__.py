@@ -1,0 +1,1 @@
+"""The users API Lambda function: FastAPI served through Mangum."""

@@ -1,0 +1,116 @@
+"""The database engine: built once per process (per Lambda cold start), lazily.
+
+Inside Lambda the engine uses NullPool: a frozen execution environment must not keep
+sockets that the proxy has long closed, and RDS Proxy does the pooling. A local server
+keeps a normal pool. Request sessions run in autocommit: every route is one statement,
+so a BEGIN/COMMIT pair would only add round trips.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+
+from users_api import credentials
+from users_api.observability import record_db_connect
+from users_api.settings import Settings, SslMode, get_settings
+
+_engine: AsyncEngine | None = None
+_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+
+def _ssl_context(mode: SslMode) -> ssl.SSLContext | bool:
+    if mode is SslMode.DISABLE:
+        return False
+    context = ssl.create_default_context()  # the system trust store
+    if mode is SslMode.REQUIRE:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _connect_args(settings: Settings) -> dict[str, Any]:
+    if make_url(settings.url).get_backend_name() != "postgresql":
+        return {"timeout": settings.db_connect_timeout}  # sqlite3's busy timeout
+    return {
+        # Both caches off: behind a transaction-pooling proxy (RDS Proxy, pgbouncer) a
+        # named prepared statement may live on another server connection.
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "timeout": settings.db_connect_timeout,
+        # Client-side statement timeout: asyncpg cancels the query. Startup parameters
+        # such as statement_timeout are refused by poolers, so none are sent.
+        "command_timeout": settings.db_statement_timeout,
+        "ssl": _ssl_context(settings.db_ssl),
+    }
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    pool_args: dict[str, Any] = (
+        {"poolclass": NullPool}
+        if settings.use_nullpool
+        # A long-lived local server: check a pooled connection before use, so the first
+        # request after a database restart does not fail on a dead socket.
+        else {"pool_size": settings.db_pool_size, "pool_pre_ping": True, "pool_recycle": 300}
+    )
+    engine = create_async_engine(
+        settings.url,
+        connect_args=_connect_args(settings),
+        echo=settings.db_echo,
+        **pool_args,
+    )
+    password_source = credentials.source_for(settings)
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _supply_credentials(
+        dialect: Any, conn_rec: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+    ) -> Any:
+        started = time.perf_counter()
+        try:
+            return password_source.connect(dialect, cargs, cparams)
+        finally:
+            record_db_connect((time.perf_counter() - started) * 1000)
+
+    return engine
+
+
+def get_engine() -> AsyncEngine:
+    global _engine
+    if _engine is None:
+        _engine = create_engine(get_settings())
+    return _engine
+
+
+def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+    global _sessionmaker
+    if _sessionmaker is None:
+        autocommit = get_engine().execution_options(isolation_level="AUTOCOMMIT")
+        _sessionmaker = async_sessionmaker(autocommit, expire_on_commit=False)
+    return _sessionmaker
+
+
+async def session_scope() -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: one session per request, closed when the response is sent."""
+    async with get_sessionmaker()() as session:
+        yield session
+
+
+async def dispose_engine() -> None:
+    """Close pooled connections and forget the engine (tests, SnapStart restore)."""
+    global _engine, _sessionmaker
+    if _engine is not None:
+        await _engine.dispose()
+    _engine = None
+    _sessionmaker = None

@@ -1,0 +1,78 @@
+"""The database model, in SQLAlchemy 2.0 typed style, valid on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, func
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.types import TypeDecorator
+
+NAME_MAX = 100
+EMAIL_MAX = 320
+
+
+class utcnow(FunctionElement[datetime]):
+    """The current time on the server, with sub-second precision on every dialect."""
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+
+
+@compiles(utcnow)
+def _utcnow_default(element: utcnow, compiler: Any, **kw: Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(utcnow, "postgresql")
+def _utcnow_postgresql(element: utcnow, compiler: Any, **kw: Any) -> str:
+    # statement_timestamp(), not now(): the time of this statement, not of its transaction.
+    return "statement_timestamp()"
+
+
+@compiles(utcnow, "sqlite")
+def _utcnow_sqlite(element: utcnow, compiler: Any, **kw: Any) -> str:
+    # CURRENT_TIMESTAMP has whole seconds on SQLite; keep milliseconds.
+    return "(strftime('%Y-%m-%d %H:%M:%f', 'now'))"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """timestamptz on PostgreSQL; on SQLite, naive values are stored and read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    # SQLite: never reuse the id of a deleted row (PostgreSQL's identity never does).
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), Identity(), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=utcnow())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=utcnow())
+
+
+# Emails are unique case-insensitively; the database enforces it, race-free.
+Index("uq_users_email_lower", func.lower(User.email), unique=True)

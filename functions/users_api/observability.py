@@ -1,0 +1,49 @@
+"""Structured logs (one JSON line per event) and CloudWatch metrics (EMF, Lambda only)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.metrics import Metrics
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "users-api")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "UsersApi")
+
+logger = Logger(service=SERVICE, level=os.environ.get("LOG_LEVEL", "INFO"))
+
+
+def in_lambda() -> bool:
+    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+
+@cache
+def metrics() -> Metrics:
+    # Imported on first use: a local server never pays for it.
+    from aws_lambda_powertools.metrics import Metrics
+
+    return Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def record_db_connect(elapsed_ms: float) -> None:
+    logger.debug("db connect", extra={"db_connect_ms": round(elapsed_ms, 2)})
+    if in_lambda():
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        metrics().add_metric("DbConnectTime", MetricUnit.Milliseconds, elapsed_ms)
+
+
+def record_request(route: str, status: int, elapsed_ms: float) -> None:
+    if in_lambda():
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        # One request per invocation: the route becomes this flush's dimension.
+        m = metrics()
+        m.add_dimension("route", route)
+        m.add_metric("Latency", MetricUnit.Milliseconds, elapsed_ms)
+        if status >= 500:
+            m.add_metric("ServerErrors", MetricUnit.Count, 1)

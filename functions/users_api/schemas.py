@@ -1,0 +1,67 @@
+"""Request and response bodies (pydantic v2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from users_api.models import EMAIL_MAX, NAME_MAX
+
+MAX_ID = 2**63 - 1
+
+
+def _lower_domain(email: str) -> str:
+    # email-validator already lower-cases the domain; this makes the contract explicit.
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
+Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX), AfterValidator(_lower_domain)]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    email: Email
+
+
+class UserUpdate(BaseModel):
+    """Any subset of the fields. A field may be left out but not set to null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Not Optional: an explicit null is a 422, an absent field means "unchanged".
+    name: Name = None  # type: ignore[assignment]
+    email: Email = None  # type: ignore[assignment]
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(ge=1, le=MAX_ID)
+    name: str
+    email: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+class Message(BaseModel):
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    """Every error body: FastAPI's shape, `detail` a string (or a list for 422)."""
+
+    detail: str

@@ -1,0 +1,135 @@
+"""Shared fixtures: the databases, app configuration, and the ways the app is served."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.postgres import postgres_server, run, scratch_database
+from tests.support.serving import Configure
+
+# Before anything imports boto3: no real credentials, no instance-metadata lookups, so no
+# code path can reach anything but loopback.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "UsersApiTest",
+    }
+)
+for _name in ("AWS_PROFILE", "AWS_LAMBDA_FUNCTION_NAME", "DATABASE_URL", "DB_HOST"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of this test session, as a SQLAlchemy URL."""
+    from users_api.db import create_engine
+    from users_api.migrate import migrate
+    from users_api.settings import Settings
+
+    with scratch_database(pg_server, f"users_api_test_{os.getpid()}") as url:
+        sa_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+        async def upgrade() -> None:
+            engine = create_engine(Settings(database_url=sa_url, db_nullpool=True))
+            try:
+                await migrate(engine)
+            finally:
+                await engine.dispose()
+
+        run(upgrade())
+        yield sa_url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from users_api.db import create_engine
+    from users_api.migrate import migrate
+    from users_api.settings import Settings
+
+    path = tmp_path_factory.mktemp("sqlite") / "users.db"
+    url = f"sqlite+aiosqlite:///{path}"
+
+    async def upgrade() -> None:
+        engine = create_engine(Settings(database_url=url))
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    run(upgrade())
+    return url
+
+
+def empty_tables(url: str) -> None:
+    """Remove every row (and reset ids) so each test starts from an empty database."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(Path(url.split(":///", 1)[1])) as conn:
+            conn.execute("DELETE FROM users")
+            conn.execute("DELETE FROM sqlite_sequence WHERE name = 'users'")
+        return
+    import asyncpg
+
+    async def truncate() -> None:
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            await conn.execute("TRUNCATE users RESTART IDENTITY")
+        finally:
+            await conn.close()
+
+    run(truncate())
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Configure]:
+    """Point the app's settings (and its engine singleton) at a given environment."""
+    configurer = Configure(monkeypatch)
+    yield configurer
+    configurer.reset()
+
+
+@pytest.fixture
+def clean_pg(pg_url: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    empty_tables(pg_url)
+    return pg_url
+
+
+@pytest.fixture
+def clean_sqlite(sqlite_url: str) -> str:
+    """The session's SQLite database, emptied for this test."""
+    empty_tables(sqlite_url)
+    return sqlite_url
+
+
+@pytest.fixture
+def json_logs() -> Iterator[Callable[[], list[dict[str, object]]]]:
+    """The app's JSON log lines written during the test (its handler binds stdout early)."""
+    from users_api.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        logger.removeHandler(handler)

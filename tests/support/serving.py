@@ -1,0 +1,181 @@
+"""The ways the app is served, each behind the same synchronous httpx.Client interface.
+
+The contract suite takes one of these clients and cannot tell which it got: in-process
+ASGI, the Lambda handler fed API Gateway events (payload 2.0 or 1.0), or a real server in
+another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devtools.lambda_runtime import (
+    LambdaContext,
+    http_api_event,
+    response_body,
+    response_headers,
+)
+from tests.support.postgres import free_port, run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Configure:
+    """Sets environment variables for the app and drops the cached settings and engine."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+
+    def __call__(self, **env: str | None) -> None:
+        for name, value in env.items():
+            if value is None:
+                self._monkeypatch.delenv(name, raising=False)
+            else:
+                self._monkeypatch.setenv(name, value)
+        self.reset()
+
+    def reset(self) -> None:
+        from users_api.db import dispose_engine
+        from users_api.settings import get_settings
+
+        run(dispose_engine())
+        get_settings.cache_clear()
+
+
+def ensure_event_loop() -> asyncio.AbstractEventLoop:
+    """The thread's current loop, as the Lambda runtime process keeps it between calls."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if not loop.is_closed():
+            return loop
+    except RuntimeError:
+        pass
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+EventBuilder = Callable[..., dict[str, Any]]
+
+
+class LambdaTransport(httpx.BaseTransport):
+    """Turns each request into an API Gateway event and calls the Lambda handler with it."""
+
+    def __init__(
+        self,
+        handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+        build_event: EventBuilder,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.handler = handler
+        self.build_event = build_event
+        self.timeout_s = timeout_s
+        self.events: list[dict[str, Any]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        event = self.build_event(
+            request.method,
+            request.url.path,
+            query=request.url.query.decode(),
+            headers=dict(request.headers),
+            body=request.read(),
+        )
+        self.events.append(event)
+        ensure_event_loop()
+        result = self.handler(event, LambdaContext(timeout_s=self.timeout_s))
+        return httpx.Response(
+            result["statusCode"],
+            headers=response_headers(result),
+            content=response_body(result),
+        )
+
+
+@contextmanager
+def asgi_client(database_url: str, configure: Configure) -> Iterator[httpx.Client]:
+    from fastapi.testclient import TestClient
+
+    configure(DATABASE_URL=database_url, AWS_LAMBDA_FUNCTION_NAME=None, DB_NULLPOOL=None)
+    from users_api.app import create_app
+
+    with TestClient(create_app(), base_url="http://testserver") as client:
+        yield client
+
+
+@contextmanager
+def lambda_client(
+    database_url: str, configure: Configure, build_event: EventBuilder = http_api_event
+) -> Iterator[httpx.Client]:
+    configure(DATABASE_URL=database_url, AWS_LAMBDA_FUNCTION_NAME="UsersApiFunction")
+    from users_api.handler import handler
+
+    transport = LambdaTransport(handler, build_event)
+    with httpx.Client(transport=transport, base_url="https://local.execute-api") as client:
+        yield client
+
+
+@contextmanager
+def server_process(
+    args: list[str], env: dict[str, str], health_path: str = "/health"
+) -> Iterator[httpx.Client]:
+    """A real HTTP server in a child process, on a free loopback port."""
+    port = free_port()
+    child_env = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}"}
+    child_env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+    process = subprocess.Popen(
+        [sys.executable, *[a.format(port=port) for a in args]],
+        cwd=ROOT,
+        env=child_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(base_url + health_path, timeout=1).status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not answer within 30 s")
+            time.sleep(0.1)
+        with httpx.Client(base_url=base_url, timeout=15) as client:
+            yield client
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+UVICORN_ARGS = [
+    "-m",
+    "uvicorn",
+    "users_api.app:app",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--no-access-log",
+]
+
+
+@contextmanager
+def uvicorn_client(database_url: str) -> Iterator[httpx.Client]:
+    with server_process(UVICORN_ARGS, {"DATABASE_URL": database_url}) as client:
+        yield client
