@@ -47,9 +47,19 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: setup ## run the whole test suite (starts what it needs)
+test: setup pgbouncer $(INFRA_TEST_DEPS) $(SAM_VENV)/.installed ## run the whole test suite (starts what it needs)
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# pgbouncer in transaction mode is the tests' stand-in for RDS Proxy (Debian package).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+.PHONY: pgbouncer
+pgbouncer:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
+		echo "installing pgbouncer (apt-get), the tests' stand-in for RDS Proxy"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; \
+	} || { echo "could not install pgbouncer: install it by hand (apt-get install pgbouncer)" >&2; exit 1; }
 
 clean: ## remove the virtualenv, caches and build output
 	rm -rf $(VENV) .pytest_cache .ruff_cache cdk.out .build .data node_modules

@@ -31,6 +31,10 @@ os.environ.update(
 for _name in ("AWS_PROFILE", "AWS_LAMBDA_FUNCTION_NAME", "DATABASE_URL", "DB_HOST"):
     os.environ.pop(_name, None)
 
+# The handler module builds its app once, at import, as on a cold start: import it now, under
+# the default settings, so no test's configuration is baked into it.
+import users_api.handler  # noqa: E402, F401
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:

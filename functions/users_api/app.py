@@ -35,13 +35,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Users API",
         version="1.0.0",
         summary="Create, list, read, update and delete users.",
-        root_path=settings.api_root_path,
         lifespan=_lifespan,
     )
     install_exception_handlers(app)
     app.include_router(users.router, responses=COMMON_RESPONSES)
     app.include_router(health.router)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        root_path=settings.api_root_path,
+    )
     return app
 
 

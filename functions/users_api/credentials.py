@@ -22,9 +22,21 @@ IAM_TOKEN_MAX_AGE_S = 10 * 60
 
 
 def _is_auth_failure(exc: BaseException) -> bool:
-    from asyncpg.exceptions import InvalidAuthorizationSpecificationError
+    from asyncpg.exceptions import (
+        InvalidAuthorizationSpecificationError,
+        PostgresConnectionError,
+    )
 
-    return isinstance(exc, InvalidAuthorizationSpecificationError)
+    # The driver's error arrives wrapped in the dialect's DBAPI error: look down the chain.
+    # PostgreSQL answers 28P01; poolers (pgbouncer, RDS Proxy) may answer 08P01 instead.
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, InvalidAuthorizationSpecificationError) or (
+            isinstance(cause, PostgresConnectionError) and "authentication failed" in str(cause)
+        ):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 class CredentialSource(Protocol):

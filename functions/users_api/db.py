@@ -29,6 +29,7 @@ from users_api.settings import Settings, SslMode, get_settings
 
 _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
+_credentials: credentials.CredentialSource | None = None
 
 
 def _ssl_context(mode: SslMode) -> ssl.SSLContext | bool:
@@ -57,7 +58,9 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(
+    settings: Settings, source: credentials.CredentialSource | None = None
+) -> AsyncEngine:
     pool_args: dict[str, Any] = (
         {"poolclass": NullPool}
         if settings.use_nullpool
@@ -71,7 +74,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         echo=settings.db_echo,
         **pool_args,
     )
-    password_source = credentials.source_for(settings)
+    password_source = source or credentials.source_for(settings)
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _supply_credentials(
@@ -87,10 +90,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def get_engine() -> AsyncEngine:
-    global _engine
+    global _engine, _credentials
     if _engine is None:
-        _engine = create_engine(get_settings())
+        settings = get_settings()
+        _credentials = credentials.source_for(settings)
+        _engine = create_engine(settings, _credentials)
     return _engine
+
+
+def get_credentials() -> credentials.CredentialSource:
+    get_engine()
+    assert _credentials is not None
+    return _credentials
 
 
 def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
@@ -109,8 +120,9 @@ async def session_scope() -> AsyncIterator[AsyncSession]:
 
 async def dispose_engine() -> None:
     """Close pooled connections and forget the engine (tests, SnapStart restore)."""
-    global _engine, _sessionmaker
+    global _engine, _sessionmaker, _credentials
     if _engine is not None:
         await _engine.dispose()
     _engine = None
     _sessionmaker = None
+    _credentials = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fastapi import FastAPI
 from mangum import Mangum
 
 from users_api.app import app, create_app
@@ -19,16 +20,18 @@ from users_api.settings import Settings, get_settings
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def build_handler(settings: Settings) -> LambdaHandler:
-    # One setting drives both: Mangum strips the stage prefix from incoming paths, FastAPI
+def build_handler(settings: Settings, asgi: FastAPI | None = None) -> LambdaHandler:
+    # One setting drives both: Mangum strips the stage prefix from incoming paths, the app
     # puts it back into the links it writes (/docs -> /prod/openapi.json).
-    root_path = settings.api_root_path
-    asgi = app if root_path == app.root_path else create_app(settings)
-    adapter = Mangum(asgi, lifespan="off", api_gateway_base_path=root_path or "/")
+    adapter = Mangum(
+        asgi or create_app(settings),
+        lifespan="off",
+        api_gateway_base_path=settings.api_root_path or "/",
+    )
     return metrics().log_metrics(
         logger.inject_lambda_context(adapter, clear_state=True),
         capture_cold_start_metric=True,
     )
 
 
-handler = build_handler(get_settings())
+handler = build_handler(get_settings(), app)

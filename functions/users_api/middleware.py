@@ -62,9 +62,10 @@ def _lambda_time_left(scope: Scope) -> float | None:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, root_path: str = "") -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.root_path = root_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,6 +73,10 @@ class RequestMiddleware:
             return
 
         started = time.perf_counter()
+        if self.root_path and not scope.get("root_path"):
+            # Behind a stage prefix (Mangum strips it and leaves root_path empty): the
+            # server's root path, which FastAPI puts back into /docs and the OpenAPI servers.
+            scope["root_path"] = self.root_path
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500

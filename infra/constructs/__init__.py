@@ -1,0 +1,1 @@
+"""One construct per box of the architecture diagram, wired together in `infra.stack`."""

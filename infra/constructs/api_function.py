@@ -1,0 +1,114 @@
+"""API function: the FastAPI app (Mangum handler) on Lambda, Python 3.12 on arm64.
+
+It sits in the isolated subnets and may only talk to the proxy (its security group has one
+egress rule). It connects as the least-privileged application role with an IAM auth token
+it signs locally: its environment holds no secret, and its IAM policy allows
+`rds-db:connect` to that proxy as that role alone.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.bundling import ARCHITECTURE, RUNTIME
+from infra.config import (
+    APP_DB_USER,
+    DB_NAME,
+    DB_PORT,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    StageSettings,
+)
+from infra.constructs.function_role import function_role
+from infra.constructs.network import Network
+from infra.constructs.proxy import Proxy
+from infra.nag import acknowledge
+
+HANDLER = "users_api.handler.handler"
+
+
+class ApiFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        network: Network,
+        proxy: Proxy,
+        code: lambda_.Code,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=network.vpc,
+            description="users API function: may only reach the RDS Proxy",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_egress_rule(
+            proxy.security_group, ec2.Port.tcp(DB_PORT), "API function to RDS Proxy"
+        )
+        proxy.allow_from(self.security_group, "API function to RDS Proxy")
+
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        self.role = function_role(
+            self,
+            "Role",
+            log_group=self.log_group,
+            description="users API function: its log group, VPC ENIs",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=f"users API ({settings.name})",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=HANDLER,
+            code=code,
+            memory_size=settings.function_memory_mb,
+            timeout=Duration.seconds(settings.function_timeout_seconds),
+            reserved_concurrent_executions=settings.function_reserved_concurrency,
+            vpc=network.vpc,
+            vpc_subnets=network.isolated_subnets,
+            security_groups=[self.security_group],
+            log_group=self.log_group,
+            role=self.role,
+            environment={
+                "DB_HOST": proxy.endpoint,
+                "DB_PORT": str(DB_PORT),
+                "DB_NAME": DB_NAME,
+                "DB_USER": APP_DB_USER,
+                "DB_AUTH_MODE": "iam",
+                "DB_SSL": "verify-full",
+                "DB_CONNECT_TIMEOUT": str(settings.db_connect_timeout_seconds),
+                "DB_STATEMENT_TIMEOUT": str(settings.db_statement_timeout_seconds),
+                # The HTTP API's $default stage serves the app at the root URL.
+                "API_ROOT_PATH": "",
+                "LOG_LEVEL": settings.log_level,
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "REQUIRE_AUTH": "false",
+            },
+        )
+        proxy.grant_connect(self.function, APP_DB_USER)
+        # A stable name for `sam local invoke UsersApiFunction` on the synthesized template.
+        cfn_function = self.function.node.default_child
+        assert isinstance(cfn_function, lambda_.CfnFunction)
+        cfn_function.add_metadata("SamResourceId", "UsersApiFunction")
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "Python 3.12 on purpose: the bundle holds cp312 arm64 wheels and .pyc files built "
+            "for 3.12; the runtime moves together with requirements and the bundler.",
+        )

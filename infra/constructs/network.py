@@ -1,0 +1,62 @@
+"""Network: a VPC over two AZs with isolated subnets only (no NAT, no internet gateway).
+
+The database, the proxy and both functions sit in the isolated subnets. The only way out is
+the Secrets Manager interface endpoint (the migration function and the secret rotation
+read the master secret through it); the API function signs its IAM auth tokens locally
+and needs no AWS endpoint at all.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import StageSettings
+
+HTTPS = ec2.Port.tcp(443)
+
+
+class Network(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: StageSettings) -> None:
+        super().__init__(scope, construct_id)
+
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                )
+            ],
+        )
+        self.isolated_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+
+        flow_log_group = logs.LogGroup(
+            self,
+            "FlowLogGroup",
+            retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        self.vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+            traffic_type=settings.flow_log_traffic,
+        )
+
+        # Closed by default: each client is let in explicitly (allow_secrets_manager_from).
+        self.secrets_manager_endpoint = self.vpc.add_interface_endpoint(
+            "SecretsManagerEndpoint",
+            service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+            subnets=self.isolated_subnets,
+            private_dns_enabled=True,
+            open=False,
+        )
+
+    def allow_secrets_manager_from(self, client: ec2.SecurityGroup) -> None:
+        """Let `client` (an egress-restricted security group) call the Secrets Manager API."""
+        for endpoint_sg in self.secrets_manager_endpoint.connections.security_groups:
+            endpoint_sg.add_ingress_rule(client, HTTPS, "Secrets Manager API (endpoint)")
+            client.add_egress_rule(endpoint_sg, HTTPS, "Secrets Manager API (endpoint)")

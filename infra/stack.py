@@ -1,0 +1,93 @@
+"""The users API stack: one per stage, wired in the order the architecture is drawn.
+
+HTTP API -> API function -> RDS Proxy -> PostgreSQL  (+ migrations, monitoring)
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Stack, Tags
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.config import StageSettings
+from infra.constructs.api_function import ApiFunction
+from infra.constructs.database import Database
+from infra.constructs.http_api import HttpApi
+from infra.constructs.migrations import Migrations
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.network import Network
+from infra.constructs.proxy import Proxy
+
+
+class UsersApiStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        settings: StageSettings,
+        code: lambda_.Code,
+        env: Environment | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            settings.stack_name,
+            stack_name=settings.stack_name,
+            env=env,
+            description=f"users API ({settings.name}): HTTP API, Lambda, RDS Proxy, PostgreSQL",
+        )
+        # AWS::RDS::DBProxyTargetGroup takes no Tags (CloudFormation schema).
+        untaggable = ["AWS::RDS::DBProxyTargetGroup"]
+        self.settings = settings
+        Tags.of(self).add("project", "users-api", exclude_resource_types=untaggable)
+        Tags.of(self).add("stage", settings.name, exclude_resource_types=untaggable)
+
+        self.network = Network(self, "Network", settings=settings)
+        self.database = Database(self, "Database", settings=settings, network=self.network)
+        self.proxy = Proxy(
+            self, "Proxy", settings=settings, network=self.network, database=self.database
+        )
+        self.api_function = ApiFunction(
+            self,
+            "ApiFunction",
+            settings=settings,
+            network=self.network,
+            proxy=self.proxy,
+            code=code,
+        )
+        self.migrations = Migrations(
+            self,
+            "Migrations",
+            settings=settings,
+            network=self.network,
+            database=self.database,
+            proxy=self.proxy,
+            code=code,
+        )
+        self.http_api = HttpApi(
+            self, "HttpApi", settings=settings, handler=self.api_function.function
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            function=self.api_function.function,
+            api=self.http_api.api,
+            proxy=self.proxy,
+        )
+
+        CfnOutput(self, "ApiUrl", value=self.http_api.url, description="HTTP API root URL")
+        CfnOutput(
+            self,
+            "FunctionName",
+            value=self.api_function.function.function_name,
+            description="API Lambda function",
+        )
+        CfnOutput(
+            self,
+            "MigrationFunctionName",
+            value=self.migrations.function.function_name,
+            description="migration Lambda function (run by the deploy trigger)",
+        )
+        CfnOutput(
+            self, "ProxyEndpoint", value=self.proxy.endpoint, description="RDS Proxy endpoint"
+        )

@@ -1,0 +1,164 @@
+"""The real CDK CLI (pinned in package.json) synthesizes both stages offline, and the
+bundle it builds is fit for Lambda (arm64, CPython 3.12).
+
+The only network traffic is the bundler's pip install from the package index: no AWS
+credentials (the shared files are hidden and the test session's fake keys removed), no
+version check, notices, telemetry or instance metadata; any AWS SDK call would go to
+loopback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.bundling import PACKAGE, find_python312
+from tests.infra.pins import installed_distributions, read_pins
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+STAGES = ("dev", "prod")
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+ELF_MACHINE_AARCH64 = 183
+UNCHECKED_HASH_FLAGS = 0b01  # hash-based .pyc, source never checked (PEP 552)
+CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
+
+
+def offline_env(bundle_cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
+    env.update(
+        {
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "CDK_DISABLE_VERSION_CHECK": "true",
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            # A fresh cache: the bundle is really built (once: prod reuses dev's).
+            "USERS_API_BUNDLE_CACHE": str(bundle_cache),
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def cli_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not CDK.exists():
+        pytest.fail(f"{CDK} is missing: run `make node_modules/.installed` (npm ci)")
+    out = tmp_path_factory.mktemp("cdk-cli")
+    env = offline_env(out / "bundle-cache")
+    for stage in STAGES:
+        result = subprocess.run(
+            [CDK, "synth", "-c", f"stage={stage}", "--no-notices", "--quiet", "-o", out / stage],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert result.returncode == 0, f"cdk synth {stage}:\n{result.stderr[-6000:]}"
+    return out
+
+
+def asset_dir(cli_out: Path, stage: str) -> Path:
+    template = json.loads((cli_out / stage / f"UsersApi-{stage}.template.json").read_text())
+    paths = {
+        r["Metadata"]["aws:asset:path"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler", "").startswith(f"{PACKAGE}.")
+    }
+    assert len(paths) == 1, f"the two functions should share one asset: {paths}"
+    return cli_out / stage / paths.pop()
+
+
+@pytest.fixture(scope="module")
+def bundle(cli_out: Path) -> Path:
+    path = asset_dir(cli_out, "dev")
+    assert path.is_dir(), path
+    return path
+
+
+def test_both_stages_synthesize_with_the_same_bundle(cli_out: Path) -> None:
+    assert asset_dir(cli_out, "dev").name == asset_dir(cli_out, "prod").name
+    for stage in STAGES:
+        manifest = json.loads((cli_out / stage / "manifest.json").read_text())
+        assert f"UsersApi-{stage}" in manifest["artifacts"]
+
+
+def test_bundle_fits_lambda(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
+    with capsys.disabled():
+        print(f"\n[infra] Lambda bundle: {size / 2**20:.1f} MiB unzipped ({bundle.name})")
+    assert size < LAMBDA_UNZIPPED_LIMIT
+
+
+def test_bundle_holds_the_package(bundle: Path) -> None:
+    source = ROOT / "functions" / PACKAGE
+    for name in ("__init__.py", "handler.py", "migrate.py"):
+        assert (bundle / PACKAGE / name).is_file(), name
+    expected = {
+        p.relative_to(source).as_posix()
+        for p in source.rglob("*.py")
+        if "__pycache__" not in p.parts and "tests" not in p.parts
+    }
+    bundled = {p.relative_to(bundle / PACKAGE).as_posix() for p in (bundle / PACKAGE).rglob("*.py")}
+    assert bundled == expected
+
+
+def test_extensions_are_cpython312_aarch64(bundle: Path) -> None:
+    extensions = sorted(bundle.rglob("*.so"))
+    names = {p.name.split(".")[0] for p in extensions}
+    assert {"_pydantic_core", "_greenlet", "protocol"} <= names  # pydantic, greenlet, asyncpg
+    for path in extensions:
+        assert "cpython-312" in path.name, path
+        assert "aarch64" in path.name, path
+        header = path.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF", path
+        assert int.from_bytes(header[18:20], "little") == ELF_MACHINE_AARCH64, path
+
+
+def test_no_tests_stubs_or_stale_records(bundle: Path) -> None:
+    assert [p for p in bundle.rglob("tests") if p.is_dir()] == []
+    assert list(bundle.rglob("*.pyi")) == []
+    assert list(bundle.glob("*.dist-info/RECORD")) == []
+    assert not (bundle / "bin").exists()
+
+
+def test_bytecode_is_unchecked_hash_for_python312(bundle: Path) -> None:
+    if find_python312() is None:
+        # No 3.12 on this machine: the bundler warned and shipped sources only.
+        assert list(bundle.rglob("*.pyc")) == []
+        return
+    magic = importlib.util.MAGIC_NUMBER if sys.version_info[:2] == (3, 12) else None
+    sources = [p for p in bundle.rglob("*.py") if "__pycache__" not in p.parts]
+    assert sources
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        assert pyc.is_file(), f"not byte-compiled: {source.relative_to(bundle)}"
+        header = pyc.read_bytes()[:16]
+        assert int.from_bytes(header[4:8], "little") == UNCHECKED_HASH_FLAGS, pyc
+        if magic is not None:
+            assert header[:4] == magic, pyc
+
+
+def test_bundled_versions_equal_the_pins(bundle: Path) -> None:
+    assert installed_distributions(bundle) == read_pins(ROOT / "requirements" / "function.txt")

@@ -1,0 +1,464 @@
+"""Assertions on the synthesized template of each stage (dev and prod)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra.config import APP_DB_USER, DB_NAME, DB_PORT, DEV, PROD
+from tests.infra.conftest import Synth
+
+API_HANDLER = "users_api.handler.handler"
+MIGRATION_HANDLER = "users_api.migrate.handler"
+RETENTION_DAYS = {DEV.name: 7, PROD.name: 90}
+
+
+def ref(logical_id: str) -> dict[str, str]:
+    return {"Ref": logical_id}
+
+
+def statements(synth: Synth, role_logical_id: str) -> list[dict[str, Any]]:
+    """Every policy statement attached to a role (inline policies and AWS::IAM::Policy)."""
+    found = []
+    role = synth.resources[role_logical_id]
+    for policy in role["Properties"].get("Policies", []):
+        found += policy["PolicyDocument"]["Statement"]
+    for policy in synth.of_type("AWS::IAM::Policy").values():
+        if ref(role_logical_id) in policy["Properties"]["Roles"]:
+            found += policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def actions_of(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else action
+
+
+def role_of(function: dict[str, Any]) -> str:
+    return function["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+def test_stack_is_environment_agnostic_and_named_per_stage(synth: Synth) -> None:
+    assert synth.settings.stack_name == f"UsersApi-{synth.settings.name}"
+    text = json.dumps(synth.template_json)
+    assert "AWS::AccountId" in text
+    assert "unknown-account" not in text
+
+
+@pytest.mark.parametrize("handler", [API_HANDLER, MIGRATION_HANDLER])
+def test_functions_are_python312_arm64_and_share_one_asset(synth: Synth, handler: str) -> None:
+    _, function = synth.function(handler)
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.12"
+    assert props["Architectures"] == ["arm64"]
+    _, api = synth.function(API_HANDLER)
+    assert props["Code"] == api["Properties"]["Code"]
+
+
+def test_database_proxy_and_functions_sit_in_the_two_isolated_subnets(synth: Synth) -> None:
+    subnets = synth.of_type("AWS::EC2::Subnet")
+    assert len(subnets) == 2
+    for subnet in subnets.values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+        assert {"Key": "aws-cdk:subnet-type", "Value": "Isolated"} in subnet["Properties"]["Tags"]
+    isolated = sorted(subnets)
+    # Nothing leads out of the VPC but the Secrets Manager endpoint.
+    for resource_type in (
+        "AWS::EC2::NatGateway",
+        "AWS::EC2::InternetGateway",
+        "AWS::EC2::EIP",
+        "AWS::EC2::Route",
+    ):
+        assert synth.of_type(resource_type) == {}, resource_type
+
+    for handler in (API_HANDLER, MIGRATION_HANDLER):
+        _, function = synth.function(handler)
+        subnet_ids = function["Properties"]["VpcConfig"]["SubnetIds"]
+        assert sorted(s["Ref"] for s in subnet_ids) == isolated
+    _, proxy = synth.one("AWS::RDS::DBProxy")
+    assert sorted(s["Ref"] for s in proxy["Properties"]["VpcSubnetIds"]) == isolated
+    _, subnet_group = synth.one("AWS::RDS::DBSubnetGroup")
+    assert sorted(s["Ref"] for s in subnet_group["Properties"]["SubnetIds"]) == isolated
+
+
+def test_only_the_secrets_manager_endpoint_and_flow_logs(synth: Synth) -> None:
+    _, endpoint = synth.one("AWS::EC2::VPCEndpoint")
+    assert endpoint["Properties"]["VpcEndpointType"] == "Interface"
+    assert endpoint["Properties"]["PrivateDnsEnabled"] is True
+    assert "secretsmanager" in json.dumps(endpoint["Properties"]["ServiceName"])
+    _, flow_log = synth.one("AWS::EC2::FlowLog")
+    expected_traffic = {DEV.name: "REJECT", PROD.name: "ALL"}[synth.settings.name]
+    assert flow_log["Properties"]["TrafficType"] == expected_traffic
+
+
+def test_api_function_environment_has_the_settings_and_no_secret(synth: Synth) -> None:
+    _, function = synth.function(API_HANDLER)
+    proxy_id, _ = synth.one("AWS::RDS::DBProxy")
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env == {
+        "DB_HOST": {"Fn::GetAtt": [proxy_id, "Endpoint"]},
+        "DB_PORT": str(DB_PORT),
+        "DB_NAME": DB_NAME,
+        "DB_USER": APP_DB_USER,
+        "DB_AUTH_MODE": "iam",
+        "DB_SSL": "verify-full",
+        "DB_CONNECT_TIMEOUT": str(synth.settings.db_connect_timeout_seconds),
+        "DB_STATEMENT_TIMEOUT": str(synth.settings.db_statement_timeout_seconds),
+        "API_ROOT_PATH": "",
+        "LOG_LEVEL": synth.settings.log_level,
+        "POWERTOOLS_SERVICE_NAME": "users-api",
+        "POWERTOOLS_METRICS_NAMESPACE": "UsersApi",
+        "REQUIRE_AUTH": "false",
+    }
+    secret_ids = set(synth.of_type("AWS::SecretsManager::Secret")) | set(
+        synth.of_type("AWS::SecretsManager::SecretTargetAttachment")
+    )
+    text = json.dumps(env)
+    assert "resolve:secretsmanager" not in text
+    assert not any(secret_id in text for secret_id in secret_ids)
+    assert not any("PASSWORD" in key or "SECRET" in key for key in env)
+
+
+def test_migration_function_reads_the_master_secret_and_nothing_else(synth: Synth) -> None:
+    _, function = synth.function(MIGRATION_HANDLER)
+    db_id, _ = synth.one("AWS::RDS::DBInstance")
+    attachment_id, _ = synth.one("AWS::SecretsManager::SecretTargetAttachment")
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env["DB_HOST"] == {"Fn::GetAtt": [db_id, "Endpoint.Address"]}
+    assert env["DB_AUTH_MODE"] == "secret"
+    assert env["DB_SECRET_ARN"] == ref(attachment_id)  # the secret's ARN, not its value
+    assert env["DB_SSL"] == "require"
+    assert env["APP_DB_USER"] == APP_DB_USER
+    assert "resolve:secretsmanager" not in json.dumps(env)
+    assert not any("PASSWORD" in key for key in env)
+
+    migration_statements = statements(synth, role_of(function))
+    secret_statements = [
+        s
+        for s in migration_statements
+        if any(a.startswith("secretsmanager:") for a in actions_of(s))
+    ]
+    assert secret_statements == [
+        {
+            "Action": "secretsmanager:GetSecretValue",
+            "Effect": "Allow",
+            "Resource": ref(attachment_id),
+        }
+    ]
+    _, api = synth.function(API_HANDLER)
+    assert not any(
+        a.startswith("secretsmanager:")
+        for s in statements(synth, role_of(api))
+        for a in actions_of(s)
+    )
+
+
+def test_function_timeout_memory_and_concurrency_follow_the_stage(synth: Synth) -> None:
+    settings = synth.settings
+    _, function = synth.function(API_HANDLER)
+    props = function["Properties"]
+    assert props["Timeout"] == settings.function_timeout_seconds
+    assert props["Timeout"] > settings.db_connect_timeout_seconds
+    assert props["MemorySize"] == settings.function_memory_mb
+    assert props.get("ReservedConcurrentExecutions") == settings.function_reserved_concurrency
+
+
+def test_reserved_concurrency_only_in_prod(dev: Synth, prod: Synth) -> None:
+    assert "ReservedConcurrentExecutions" not in dev.function(API_HANDLER)[1]["Properties"]
+    assert prod.function(API_HANDLER)[1]["Properties"]["ReservedConcurrentExecutions"] == 50
+
+
+def test_proxy_requires_tls_and_end_to_end_iam_auth(synth: Synth) -> None:
+    settings = synth.settings
+    synth.template.has_resource_properties(
+        "AWS::RDS::DBProxy",
+        {
+            "EngineFamily": "POSTGRESQL",
+            "RequireTLS": True,
+            "DefaultAuthScheme": "IAM_AUTH",
+            "IdleClientTimeout": settings.proxy_idle_client_timeout_seconds,
+            "Auth": Match.absent(),
+        },
+    )
+    db_id, _ = synth.one("AWS::RDS::DBInstance")
+    synth.template.has_resource_properties(
+        "AWS::RDS::DBProxyTargetGroup",
+        {
+            "DBInstanceIdentifiers": [ref(db_id)],
+            "ConnectionPoolConfigurationInfo": {
+                "MaxConnectionsPercent": settings.proxy_max_connections_percent,
+                "MaxIdleConnectionsPercent": settings.proxy_max_idle_connections_percent,
+            },
+        },
+    )
+
+
+def test_api_function_may_connect_to_that_proxy_as_the_app_role_only(synth: Synth) -> None:
+    proxy_id, _ = synth.one("AWS::RDS::DBProxy")
+    _, function = synth.function(API_HANDLER)
+    connect = [s for s in statements(synth, role_of(function)) if "rds-db:connect" in actions_of(s)]
+    assert connect == [
+        {
+            "Action": "rds-db:connect",
+            "Effect": "Allow",
+            "Resource": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        ref("AWS::Partition"),
+                        ":rds-db:",
+                        ref("AWS::Region"),
+                        ":",
+                        ref("AWS::AccountId"),
+                        ":dbuser:",
+                        {
+                            "Fn::Select": [
+                                6,
+                                {"Fn::Split": [":", {"Fn::GetAtt": [proxy_id, "DBProxyArn"]}]},
+                            ]
+                        },
+                        f"/{APP_DB_USER}",
+                    ],
+                ]
+            },
+        }
+    ]
+
+
+def test_proxy_reaches_the_database_with_iam_as_the_app_role_only(synth: Synth) -> None:
+    db_id, _ = synth.one("AWS::RDS::DBInstance")
+    _, proxy = synth.one("AWS::RDS::DBProxy")
+    proxy_role = proxy["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    assert statements(synth, proxy_role) == [
+        {
+            "Action": "rds-db:connect",
+            "Effect": "Allow",
+            "Resource": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        ref("AWS::Partition"),
+                        ":rds-db:",
+                        ref("AWS::Region"),
+                        ":",
+                        ref("AWS::AccountId"),
+                        ":dbuser:",
+                        {"Fn::GetAtt": [db_id, "DbiResourceId"]},
+                        f"/{APP_DB_USER}",
+                    ],
+                ]
+            },
+        }
+    ]
+    # Nobody else may open IAM database connections.
+    granted = [
+        role_id
+        for role_id in synth.of_type("AWS::IAM::Role")
+        if any("rds-db:connect" in actions_of(s) for s in statements(synth, role_id))
+    ]
+    _, api = synth.function(API_HANDLER)
+    assert sorted(granted) == sorted([proxy_role, role_of(api)])
+
+
+def test_database_is_private_encrypted_backed_up_and_pinned(synth: Synth) -> None:
+    settings = synth.settings
+    _, db = synth.one("AWS::RDS::DBInstance")
+    props = db["Properties"]
+    assert props["Engine"] == "postgres"
+    major, minor = props["EngineVersion"].split(".")
+    assert (major, minor.isdigit()) == ("16", True)
+    assert props["PubliclyAccessible"] is False
+    assert props["StorageEncrypted"] is True
+    assert props["EnableIAMDatabaseAuthentication"] is True
+    assert props["BackupRetentionPeriod"] == settings.db_backup_retention_days >= 1
+    assert props["MultiAZ"] is settings.db_multi_az
+    assert props["DBInstanceClass"] == f"db.{settings.db_instance_class}"
+    assert "MasterUserPassword" in props
+    assert "resolve:secretsmanager" in json.dumps(props["MasterUserPassword"])
+    _, params = synth.one("AWS::RDS::DBParameterGroup")
+    assert params["Properties"]["Parameters"]["rds.force_ssl"] == "1"
+    _, rotation = synth.one("AWS::SecretsManager::RotationSchedule")
+    assert rotation["Properties"]["RotationRules"]["ScheduleExpression"] == (
+        f"rate({settings.db_secret_rotation_days} days)"
+    )
+
+
+def test_dev_is_destroyed_with_the_stack(dev: Synth) -> None:
+    _, db = dev.one("AWS::RDS::DBInstance")
+    assert db["Properties"]["DeletionProtection"] is False
+    for resource_type in (
+        "AWS::RDS::DBInstance",
+        "AWS::SecretsManager::Secret",
+        "AWS::Logs::LogGroup",
+    ):
+        for logical_id, resource in dev.of_type(resource_type).items():
+            assert resource.get("DeletionPolicy") == "Delete", logical_id
+            assert resource.get("UpdateReplacePolicy") == "Delete", logical_id
+
+
+def test_prod_is_protected_and_retained(prod: Synth) -> None:
+    _, db = prod.one("AWS::RDS::DBInstance")
+    assert db["Properties"]["DeletionProtection"] is True
+    for resource_type in (
+        "AWS::RDS::DBInstance",
+        "AWS::SecretsManager::Secret",
+        "AWS::Logs::LogGroup",
+    ):
+        for logical_id, resource in prod.of_type(resource_type).items():
+            assert resource.get("DeletionPolicy") == "Retain", logical_id
+            assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
+
+
+def test_every_log_group_has_the_stage_retention(synth: Synth) -> None:
+    log_groups = synth.of_type("AWS::Logs::LogGroup")
+    # API function, migrations, HTTP API access logs, VPC flow logs.
+    assert len(log_groups) == 4
+    for logical_id, log_group in log_groups.items():
+        expected = RETENTION_DAYS[synth.settings.name]
+        assert log_group["Properties"]["RetentionInDays"] == expected, logical_id
+    for handler in (API_HANDLER, MIGRATION_HANDLER):
+        _, function = synth.function(handler)
+        assert function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] in log_groups
+
+
+def test_http_api_default_stage_throttling_and_json_access_logs(synth: Synth) -> None:
+    settings = synth.settings
+    _, stage = synth.one("AWS::ApiGatewayV2::Stage")
+    props = stage["Properties"]
+    assert props["StageName"] == "$default"
+    assert props["AutoDeploy"] is True
+    assert props["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": settings.throttle_rate_limit,
+        "ThrottlingBurstLimit": settings.throttle_burst_limit,
+    }
+    access_log_format = json.loads(props["AccessLogSettings"]["Format"])
+    assert access_log_format["requestId"] == "$context.requestId"
+    assert access_log_format["status"] == "$context.status"
+    log_group_id = props["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    assert synth.resources[log_group_id]["Type"] == "AWS::Logs::LogGroup"
+
+    _, route = synth.one("AWS::ApiGatewayV2::Route")
+    assert route["Properties"]["RouteKey"] == "$default"
+    _, integration = synth.one("AWS::ApiGatewayV2::Integration")
+    assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
+    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    api_id, _ = synth.function(API_HANDLER)
+    assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": [api_id, "Arn"]}
+
+
+def test_cors_comes_from_the_stage_settings(dev: Synth, prod: Synth) -> None:
+    _, dev_api = dev.one("AWS::ApiGatewayV2::Api")
+    cors = dev_api["Properties"]["CorsConfiguration"]
+    assert cors["AllowOrigins"] == list(DEV.cors_allow_origins)
+    assert "PATCH" in cors["AllowMethods"]
+    _, prod_api = prod.one("AWS::ApiGatewayV2::Api")
+    assert "CorsConfiguration" not in prod_api["Properties"]
+
+
+def test_migration_trigger_runs_after_the_database_and_proxy(synth: Synth) -> None:
+    _, trigger = synth.one("Custom::Trigger")
+    depends_on = set(trigger["DependsOn"])
+    for resource_type in (
+        "AWS::RDS::DBInstance",
+        "AWS::RDS::DBProxy",
+        "AWS::RDS::DBProxyTargetGroup",
+        "AWS::RDS::DBParameterGroup",
+    ):
+        logical_id, _ = synth.one(resource_type)
+        assert logical_id in depends_on, resource_type
+    props = trigger["Properties"]
+    assert props["ExecuteOnHandlerChange"] is True
+    assert props["InvocationType"] == "RequestResponse"
+    migration_id, _ = synth.function(MIGRATION_HANDLER)
+    version_id = props["HandlerArn"]["Ref"]
+    version = synth.resources[version_id]
+    assert version["Type"] == "AWS::Lambda::Version"
+    assert version["Properties"]["FunctionName"] == ref(migration_id)
+    # The trigger waits for the whole migration run.
+    assert int(props["Timeout"]) > synth.settings.migration_timeout_seconds * 1000
+
+
+def test_security_groups_allow_only_the_expected_paths(synth: Synth) -> None:
+    text = json.dumps(synth.of_type("AWS::EC2::SecurityGroupIngress"))
+    assert "0.0.0.0/0" not in text
+    for group in synth.of_type("AWS::EC2::SecurityGroup").values():
+        for rule in group["Properties"].get("SecurityGroupIngress", []):
+            assert rule.get("CidrIp") != "0.0.0.0/0", rule
+
+    _, api = synth.function(API_HANDLER)
+    api_sg = api["Properties"]["VpcConfig"]["SecurityGroupIds"][0]["Fn::GetAtt"][0]
+    _, proxy = synth.one("AWS::RDS::DBProxy")
+    proxy_sg = proxy["Properties"]["VpcSecurityGroupIds"][0]["Fn::GetAtt"][0]
+    api_egress = [
+        e["Properties"]
+        for e in synth.of_type("AWS::EC2::SecurityGroupEgress").values()
+        if e["Properties"]["GroupId"] == {"Fn::GetAtt": [api_sg, "GroupId"]}
+    ]
+    assert api_egress == [
+        {
+            "GroupId": {"Fn::GetAtt": [api_sg, "GroupId"]},
+            "IpProtocol": "tcp",
+            "Description": "API function to RDS Proxy",
+            "DestinationSecurityGroupId": {"Fn::GetAtt": [proxy_sg, "GroupId"]},
+            "FromPort": DB_PORT,
+            "ToPort": DB_PORT,
+        }
+    ]
+    # No default allow-all egress rule on the function's group.
+    assert "SecurityGroupEgress" not in synth.resources[api_sg]["Properties"] or all(
+        rule.get("CidrIp") != "0.0.0.0/0"
+        for rule in synth.resources[api_sg]["Properties"]["SecurityGroupEgress"]
+    )
+
+
+def test_alarms_cover_function_api_and_proxy(synth: Synth) -> None:
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+    }
+    prefix = synth.settings.stack_name
+    assert sorted(alarms) == sorted(
+        f"{prefix}-{name}"
+        for name in (
+            "FunctionErrors",
+            "FunctionThrottles",
+            "Api5xxRate",
+            "ApiLatencyP99",
+            "ProxyClientConnections",
+        )
+    )
+    assert alarms[f"{prefix}-FunctionErrors"]["MetricName"] == "Errors"
+    assert alarms[f"{prefix}-FunctionThrottles"]["MetricName"] == "Throttles"
+    latency = alarms[f"{prefix}-ApiLatencyP99"]
+    assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("Latency", "p99")
+    assert latency["Threshold"] == synth.settings.alarm_api_p99_latency_ms
+    rate = alarms[f"{prefix}-Api5xxRate"]
+    expressions = [m for m in rate["Metrics"] if "Expression" in m]
+    assert expressions[0]["Expression"] == "IF(requests > 0, 100 * errors / requests, 0)"
+    assert {
+        m["MetricStat"]["Metric"]["MetricName"] for m in rate["Metrics"] if "MetricStat" in m
+    } == {
+        "5xx",
+        "Count",
+    }
+    connections = alarms[f"{prefix}-ProxyClientConnections"]
+    assert (connections["Namespace"], connections["MetricName"]) == ("AWS/RDS", "ClientConnections")
+    assert connections["Threshold"] == synth.settings.alarm_proxy_client_connections
+    for alarm in alarms.values():
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_outputs_name_the_api_url_function_and_proxy(synth: Synth) -> None:
+    outputs = synth.template_json["Outputs"]
+    api_id, _ = synth.one("AWS::ApiGatewayV2::Api")
+    function_id, _ = synth.function(API_HANDLER)
+    proxy_id, _ = synth.one("AWS::RDS::DBProxy")
+    assert "ApiUrl" in outputs
+    assert api_id in json.dumps(outputs["ApiUrl"]["Value"])
+    assert outputs["FunctionName"]["Value"] == ref(function_id)
+    assert outputs["ProxyEndpoint"]["Value"] == {"Fn::GetAtt": [proxy_id, "Endpoint"]}
