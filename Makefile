@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help setup run migrate test lint format clean
 
 # The CDK app's and the SAM CLI's targets.
--include infra.mk sam.mk
+-include infra.mk sam.mk bench.mk deploy.mk
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'

@@ -11,11 +11,11 @@ from tests.support.serving import Configure, ensure_event_loop
 @pytest.fixture
 def prod_stage_handler(clean_sqlite: str, configure: Configure):  # type: ignore[no-untyped-def]
     configure(DATABASE_URL=clean_sqlite, API_ROOT_PATH="/prod", AWS_LAMBDA_FUNCTION_NAME="fn")
-    from users_api.handler import build_handler
+    from users_api.handler import build_adapter, instrument
     from users_api.settings import get_settings
 
     ensure_event_loop()
-    return build_handler(get_settings())
+    return instrument(build_adapter(get_settings()))
 
 
 @pytest.mark.parametrize("make_event", [rest_api_event, http_api_event])

@@ -72,6 +72,9 @@ def create_engine(
         settings.url,
         connect_args=_connect_args(settings),
         echo=settings.db_echo,
+        # Autocommit from the first connection on: even the dialect's one-time setup
+        # queries then run without a BEGIN/ROLLBACK pair. Migrations ask for a transaction.
+        isolation_level="AUTOCOMMIT",
         **pool_args,
     )
     password_source = source or credentials.source_for(settings)
@@ -107,8 +110,7 @@ def get_credentials() -> credentials.CredentialSource:
 def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
     global _sessionmaker
     if _sessionmaker is None:
-        autocommit = get_engine().execution_options(isolation_level="AUTOCOMMIT")
-        _sessionmaker = async_sessionmaker(autocommit, expire_on_commit=False)
+        _sessionmaker = async_sessionmaker(get_engine(), expire_on_commit=False)
     return _sessionmaker
 
 

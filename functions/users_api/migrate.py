@@ -76,13 +76,19 @@ def ensure_app_role(
 
 async def migrate(engine: AsyncEngine, *, app_role: str | None = None) -> str | None:
     """Upgrade to head (and set up `app_role`); returns the revision now applied."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
-        if app_role and conn.dialect.name == "postgresql":
-            await conn.run_sync(
-                ensure_app_role, app_role, statement_timeout_s=get_settings().db_statement_timeout
-            )
-        return await conn.run_sync(_current_revision)
+    async with engine.connect() as conn:
+        # The engine autocommits (the API's statements stand alone); a migration and the
+        # role's grants are all-or-nothing, in the dialect's default isolation level.
+        await conn.execution_options(isolation_level=conn.dialect.default_isolation_level)
+        async with conn.begin():
+            await conn.run_sync(_upgrade)
+            if app_role and conn.dialect.name == "postgresql":
+                await conn.run_sync(
+                    ensure_app_role,
+                    app_role,
+                    statement_timeout_s=get_settings().db_statement_timeout,
+                )
+            return await conn.run_sync(_current_revision)
 
 
 async def _run() -> dict[str, Any]:

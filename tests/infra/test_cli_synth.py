@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from infra.bundling import PACKAGE, find_python312
+from infra.bundling import PACKAGE, STRIP_TOOLS, find_python312
 from tests.infra.pins import installed_distributions, read_pins
 
 pytestmark = pytest.mark.slow
@@ -109,6 +110,17 @@ def test_bundle_fits_lambda(bundle: Path, capsys: pytest.CaptureFixture[str]) ->
     with capsys.disabled():
         print(f"\n[infra] Lambda bundle: {size / 2**20:.1f} MiB unzipped ({bundle.name})")
     assert size < LAMBDA_UNZIPPED_LIMIT
+    if any(shutil.which(tool) for tool in STRIP_TOOLS["aarch64"]):
+        # The slimmed bundle (pruned, stripped, sourceless third-party bytecode): the
+        # project's size budget, a deterministic count of bytes.
+        assert size < 25 * 10**6
+
+
+def test_extensions_carry_no_debug_information(bundle: Path) -> None:
+    if not any(shutil.which(tool) for tool in STRIP_TOOLS["aarch64"]):
+        pytest.skip("no strip tool for arm64 ELF here (llvm-strip or aarch64-linux-gnu-strip)")
+    for path in bundle.rglob("*.so"):
+        assert b".debug_info" not in path.read_bytes(), path
 
 
 def test_bundle_holds_the_package(bundle: Path) -> None:
@@ -149,11 +161,18 @@ def test_bytecode_is_unchecked_hash_for_python312(bundle: Path) -> None:
         assert list(bundle.rglob("*.pyc")) == []
         return
     magic = importlib.util.MAGIC_NUMBER if sys.version_info[:2] == (3, 12) else None
-    sources = [p for p in bundle.rglob("*.py") if "__pycache__" not in p.parts]
+    # The project's own code: sources, with unchecked-hash bytecode in __pycache__.
+    sources = list((bundle / PACKAGE).rglob("*.py"))
     assert sources
-    for source in sources:
-        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
-        assert pyc.is_file(), f"not byte-compiled: {source.relative_to(bundle)}"
+    compiled = [
+        source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc" for source in sources
+    ]
+    # Third-party packages: sourceless bytecode (foo.pyc in place of foo.py).
+    third_party = [p for p in bundle.rglob("*.pyc") if "__pycache__" not in p.parts]
+    assert len(third_party) > 1000
+    assert [p for p in bundle.rglob("*.py") if p.parts[len(bundle.parts)] != PACKAGE] == []
+    for pyc in compiled + third_party:
+        assert pyc.is_file(), f"not byte-compiled: {pyc.relative_to(bundle)}"
         header = pyc.read_bytes()[:16]
         assert int.from_bytes(header[4:8], "little") == UNCHECKED_HASH_FLAGS, pyc
         if magic is not None:

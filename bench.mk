@@ -1,0 +1,9 @@
+# The benchmark of the Lambda handler against a bare asyncpg floor (bench/README.md).
+# Included by the Makefile, which exports PYTHONPATH=functions:. and defines PY.
+BENCH_ARGS ?=
+
+.PHONY: bench
+
+bench: setup ## benchmark the handler against a bare asyncpg floor (BENCH_ARGS=--quick)
+	AWS_EC2_METADATA_DISABLED=true PYTHONPATH="$(CURDIR)/functions:$(CURDIR)" \
+		$(PY) -m bench.run $(BENCH_ARGS)

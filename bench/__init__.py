@@ -1,0 +1,1 @@
+"""Benchmarks of the users API Lambda handler against a bare asyncpg floor (bench/README.md)."""

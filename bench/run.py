@@ -1,0 +1,1019 @@
+"""The benchmark: the project's Lambda handler against a bare asyncpg floor (see README.md).
+
+`python -m bench.run [--quick] [--iterations N] [--cold-runs N] [--json PATH]
+[--proxy-in-process]`
+
+1. warm invocations, floor and project interleaved (A B A B ...) in one process, per route,
+   direct and through a loopback proxy that delays each chunk and counts round trips;
+2. the SQL of every round trip of a first and a warm invocation (a protocol-decoding proxy);
+3. cold starts in fresh interpreters: import time, first invocation, its round trips;
+4. what the project's import spends its time on;
+5. the Lambda bundle: unzipped size and largest packages.
+
+It only reports: no timing is ever a pass/fail check, and the exit status is 0 unless the
+benchmark itself could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = ROOT / "functions" / "users_api"
+FLOOR_SOURCE = Path(__file__).resolve().parent / "floor_handler.py"
+REQUIREMENTS = ROOT / "requirements" / "function.txt"
+BUNDLE_CACHE = ROOT / ".build" / "bench-bundle"
+PROXY_DELAY_S = 0.0005  # one way, per chunk: the function-to-RDS-Proxy hop
+FUNCTION_NAME = "UsersApiFunction"
+# As the CDK bundler compiles: the asset zip resets timestamps, so hash-based .pyc.
+COMPILE_ALL = (sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash")
+WATCHED_IMPORTS = ("boto3", "botocore", "alembic", "mako", "uvicorn", "httpx", "pydantic_settings")
+
+# Nothing may reach AWS or anything but loopback: fake credentials, no metadata lookups.
+SAFE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+# The targets of the issue, reported against (never enforced).
+TARGET_WARM_RATIO = 1.15
+TARGET_FIRST_ROUND_TRIPS = 12
+TARGET_IMPORT_RATIO = 9.0
+TARGET_BUNDLE_MIB = 25.0
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def p99(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+def span(values: list[int]) -> str:
+    """A round-trip count: `4`, or `4-5` when invocations differed."""
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+# --- database -----------------------------------------------------------------------------
+
+
+def with_host(url: str, host: str, port: int, driver: str = "postgresql+asyncpg") -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername=driver, host=host, port=port).render_as_string(False)
+
+
+def prepare_database(url: str) -> None:
+    """Migrate with the project's own migration, then seed users 1..SEEDED_USERS."""
+    import asyncpg
+
+    from bench.routes import SEEDED_USERS
+    from tests.support.postgres import run
+    from users_api.db import create_engine
+    from users_api.migrate import migrate
+    from users_api.settings import Settings
+
+    sa_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    async def upgrade_and_seed() -> None:
+        engine = create_engine(Settings(database_url=sa_url, db_nullpool=True))
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "INSERT INTO users (name, email) SELECT 'Seeded ' || n, 'seeded-' || n || "
+                "'@example.com' FROM generate_series(1, $1) AS n",
+                SEEDED_USERS,
+            )
+            await conn.execute("ANALYZE users")
+        finally:
+            await conn.close()
+
+    run(upgrade_and_seed())
+
+
+# --- in-process handlers ------------------------------------------------------------------
+
+
+class Handlers:
+    """The floor and the project's handler in this process, pointed at one database URL."""
+
+    def __init__(self) -> None:
+        import bench.floor_handler as floor
+        from tests.support.serving import ensure_event_loop
+        from users_api.handler import handler
+
+        self._floor = floor
+        self._ensure_loop = ensure_event_loop
+        self.by_name: dict[str, Handler] = {"floor": floor.handler, "project": handler}
+
+    def point_at(self, url: str) -> None:
+        from users_api.db import dispose_engine
+        from users_api.settings import get_settings
+
+        os.environ["DATABASE_URL"] = url
+        self._floor.configure(url)
+        # What a new execution environment would do: new settings, a new (lazy) engine.
+        self._ensure_loop().run_until_complete(dispose_engine())
+        get_settings.cache_clear()
+
+    def invoke(self, name: str, event: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        from devtools.lambda_runtime import LambdaContext
+
+        handler = self.by_name[name]
+        context = LambdaContext()
+        self._ensure_loop()
+        started = time.perf_counter()
+        response = handler(event, context)
+        return (time.perf_counter() - started) * 1000, response
+
+
+class InThreadProxy:
+    """TcpProxy in this process (its thread shares the GIL with the handler): `--proxy-in-
+    process`, to compare with the default, the same proxy in a process of its own."""
+
+    def __init__(self, host: str, port: int, *, delay_s: float) -> None:
+        from devtools.tcp_proxy import TcpProxy
+
+        self._proxy = TcpProxy(host, port, delay_s=delay_s)
+        self.port = self._proxy.port
+
+    def __enter__(self) -> InThreadProxy:
+        self._proxy.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._proxy.close()
+
+    def reset_counts(self) -> None:
+        self._proxy.reset_counts()
+
+    def counts(self) -> tuple[int, int]:
+        # Wait until the proxy has ended every connection, so a closing Terminate counts.
+        deadline = time.monotonic() + 2
+        while self._proxy._writers and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        return self._proxy.round_trips, self._proxy.connections
+
+
+def counting_proxy(url: str, in_process: bool) -> Any:
+    """The delaying, round-trip-counting proxy in front of the database at `url`."""
+    from sqlalchemy.engine import make_url
+
+    from bench.proxy_process import ProxyProcess
+
+    target = make_url(url)
+    kind = InThreadProxy if in_process else ProxyProcess
+    return kind(target.host or "127.0.0.1", target.port or 5432, delay_s=PROXY_DELAY_S)
+
+
+# --- 1. warm invocations ------------------------------------------------------------------
+
+
+@dataclass
+class WarmResult:
+    mode: str
+    route: str
+    label: str
+    iterations: int
+    ms: dict[str, list[float]] = field(default_factory=lambda: {"floor": [], "project": []})
+    round_trips: dict[str, list[int]] = field(default_factory=lambda: {"floor": [], "project": []})
+    connections: dict[str, list[int]] = field(default_factory=lambda: {"floor": [], "project": []})
+    errors: dict[str, int] = field(default_factory=lambda: {"floor": 0, "project": 0})
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode, "route": self.label, "n": self.iterations}
+        for name in ("floor", "project"):
+            out[name] = {
+                "p50_ms": p50(self.ms[name]),
+                "p99_ms": p99(self.ms[name]),
+                "round_trips": span(self.round_trips[name]),
+                "connections": span(self.connections[name]),
+                "errors": self.errors[name],
+            }
+        out["ratio_p50"] = out["project"]["p50_ms"] / out["floor"]["p50_ms"]
+        out["ratio_p99"] = out["project"]["p99_ms"] / out["floor"]["p99_ms"]
+        return out
+
+
+def run_warm(
+    handlers: Handlers, mode: str, url: str, proxy: Any, iterations: int, warmup: int
+) -> list[WarmResult]:
+    from bench.routes import ROUTES
+
+    handlers.point_at(url)
+    results = []
+    for route in ROUTES.values():
+        result = WarmResult(mode, route.key, route.label, iterations)
+        for i in range(warmup):  # the engine's first connect, lazy imports, caches
+            for name in ("floor", "project"):
+                handlers.invoke(name, route.event(i))
+        for i in range(iterations):
+            for name in ("floor", "project"):  # A B A B ...
+                event = route.event(warmup + i)
+                if proxy is not None:
+                    proxy.reset_counts()
+                elapsed, response = handlers.invoke(name, event)
+                if proxy is not None:
+                    round_trips, connections = proxy.counts()
+                    result.round_trips[name].append(round_trips)
+                    result.connections[name].append(connections)
+                result.ms[name].append(elapsed)
+                if response["statusCode"] != route.expected_status:
+                    result.errors[name] += 1
+        log(
+            f"warm {mode:6} {route.label:20} floor p50 {p50(result.ms['floor']):6.2f} ms, "
+            f"project p50 {p50(result.ms['project']):6.2f} ms"
+        )
+        results.append(result)
+    return results
+
+
+# --- 2. the SQL of each round trip ----------------------------------------------------------
+
+
+def _child_env(code_path: list[Path], database_url: str) -> dict[str, str]:
+    env = {**os.environ, **SAFE_ENV}
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    env.update(
+        PYTHONPATH=os.pathsep.join(str(p) for p in [*code_path, ROOT]),
+        PYTHONDONTWRITEBYTECODE="1",
+        DATABASE_URL=database_url,
+        AWS_LAMBDA_FUNCTION_NAME=FUNCTION_NAME,
+    )
+    return env
+
+
+def run_child(
+    module: str,
+    code_path: list[Path],
+    database_url: str,
+    *extra: str,
+    python_args: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], str]:
+    """Import `module` in a fresh interpreter (and invoke it once); returns its JSON, stderr."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        out_path = Path(out.name)
+    try:
+        proc = subprocess.run(
+            [sys.executable, *python_args, "-m", "bench.child", module, str(out_path), *extra],
+            env=_child_env(code_path, database_url),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"child {module} failed: {proc.stderr[-3000:]}")
+        return json.loads(out_path.read_text()), proc.stderr
+    finally:
+        out_path.unlink(missing_ok=True)
+
+
+def _statement_trips(trips: list[Any]) -> list[str]:
+    return [trip.describe() for trip in trips]
+
+
+def _extras(project: list[str], floor: list[str]) -> list[str]:
+    """The project's round trips that the floor does not make.
+
+    Both open with Startup and end with Terminate, and run the route's statement in two
+    round trips (Parse/Describe, then Parse/Bind/Execute: no statement cache); anything else
+    the project sends is beyond the floor. The route's statement is the last one sent.
+    """
+    statements = [t for t in project if ":" in t]
+    if not statements:
+        return []
+    route_sql = statements[-1].split(": ", 1)[1]
+    floor_kinds = {t for t in floor if ":" not in t}
+    return [
+        t
+        for t in project
+        if (":" in t and t.split(": ", 1)[1] != route_sql)
+        or (":" not in t and t not in floor_kinds)
+    ]
+
+
+def run_trace(handlers: Handlers, url: str, code_path: list[Path]) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    from bench.routes import ROUTES
+    from bench.wiretrace import TracingProxy
+
+    target = make_url(url)
+    out: dict[str, Any] = {"first": {}, "warm": {}}
+    with TracingProxy(target.host or "127.0.0.1", target.port or 5432) as tracer:
+        traced_url = with_host(url, "127.0.0.1", tracer.port)
+        for name, module in (("floor", "floor_handler"), ("project", "users_api.handler")):
+            tracer.reset()
+            run_child(module, code_path, traced_url, "--route", "get_one")
+            tracer.wait_idle()
+            out["first"][name] = _statement_trips(tracer.round_trips())
+        handlers.point_at(traced_url)
+        for name in ("floor", "project"):  # the engine's first connect happens here
+            handlers.invoke(name, ROUTES["get_one"].event(0))
+        for route in ROUTES.values():
+            per_route = {}
+            for name in ("floor", "project"):
+                tracer.wait_idle()
+                tracer.reset()
+                handlers.invoke(name, route.event(1))
+                tracer.wait_idle()
+                per_route[name] = _statement_trips(tracer.round_trips())
+            per_route["extra"] = _extras(per_route["project"], per_route["floor"])
+            out["warm"][route.label] = per_route
+    out["first"]["extra"] = _extras(out["first"]["project"], out["first"]["floor"])
+    return out
+
+
+# --- 3. cold starts -------------------------------------------------------------------------
+
+
+def _requirement_names() -> list[str]:
+    names = []
+    for line in REQUIREMENTS.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.append(line.split("==")[0].split("[")[0].strip())
+    return names
+
+
+def _copy_site_packages(dest: Path) -> None:
+    """The bundle's packages (this machine's builds of the same pins), sources only."""
+    import importlib.metadata
+
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+    for name in _requirement_names():
+        dist = importlib.metadata.distribution(name)
+        tops = {Path(str(f)).parts[0] for f in dist.files or ()}
+        for top in sorted(t for t in tops if t not in ("..", "__pycache__")):
+            source = Path(str(dist.locate_file(top)))
+            if source.is_dir():
+                shutil.copytree(source, dest / top, ignore=ignore, dirs_exist_ok=True)
+            elif source.is_file() and source.suffix not in (".pyc", ".pyo"):
+                shutil.copy2(source, dest / top)
+
+
+@contextlib.contextmanager
+def code_copies() -> Iterator[dict[str, list[Path]]]:
+    """sys.path heads for the cold-start variants, in a temporary directory.
+
+    `bytecode`: the project's package and the floor, byte-compiled as the bundle is
+    (unchecked-hash .pyc); `source`: the same without .pyc; `nothing`: no .pyc for the
+    package nor for the bundle's packages (copied from this virtualenv). Site-packages keep
+    their .pyc in the first two, as they have in the bundle; the standard library always does.
+    """
+    with tempfile.TemporaryDirectory(prefix="users-api-bench-") as tmp:
+        base = Path(tmp)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+        for name in ("bytecode", "source"):
+            shutil.copytree(PACKAGE_DIR, base / name / "users_api", ignore=ignore)
+            shutil.copy2(FLOOR_SOURCE, base / name / "floor_handler.py")
+        subprocess.run(
+            [*COMPILE_ALL, str(base / "bytecode")],
+            check=True,
+        )
+        _copy_site_packages(base / "site")
+        yield {
+            "bytecode": [base / "bytecode"],
+            "source": [base / "source"],
+            "nothing": [base / "source", base / "site"],
+        }
+
+
+COLD_VARIANTS = (
+    ("floor", "floor (asyncpg), bytecode", "floor_handler", "bytecode"),
+    ("project", "project, bytecode", "users_api.handler", "bytecode"),
+    ("project_source", "project, no .pyc for users_api", "users_api.handler", "source"),
+    ("project_nothing", "project, no .pyc for any package", "users_api.handler", "nothing"),
+)
+
+
+def run_cold(url: str, paths: dict[str, list[Path]], runs: int, in_process: bool) -> dict[str, Any]:
+    samples: dict[str, dict[str, list[Any]]] = {key: defaultdict(list) for key, *_ in COLD_VARIANTS}
+    with counting_proxy(url, in_process) as proxy:
+        proxied = with_host(url, "127.0.0.1", proxy.port)
+        for i in range(runs):  # interleaved, so noise spreads over every variant
+            for key, _label, module, code in COLD_VARIANTS:
+                proxy.reset_counts()
+                result, _ = run_child(module, paths[code], proxied, "--route", "get_one")
+                round_trips, connections = proxy.counts()
+                samples[key]["import_ms"].append(result["import_ms"])
+                samples[key]["first_ms"].append(result["first_invocation_ms"])
+                samples[key]["round_trips"].append(round_trips)
+                samples[key]["connections"].append(connections)
+                samples[key]["status"].append(result["status"])
+                samples[key]["lazy_modules"].append(result["imported_on_first_invocation"])
+            log(f"cold start round {i + 1}/{runs} done")
+    floor_import = statistics.median(samples["floor"]["import_ms"])
+    floor_min = min(samples["floor"]["import_ms"])
+    for s in samples.values():
+        s["total_ms"] = [a + b for a, b in zip(s["import_ms"], s["first_ms"], strict=True)]
+    floor_total = statistics.median(samples["floor"]["total_ms"])
+    summary = {}
+    for key, label, module, code in COLD_VARIANTS:
+        s = samples[key]
+        import_ms = statistics.median(s["import_ms"])
+        lazy = s.pop("lazy_modules")[-1]
+        summary[key] = {
+            "label": label,
+            "module": module,
+            "code": code,
+            "runs": runs,
+            "import_ms_median": import_ms,
+            "import_ms_min": min(s["import_ms"]),
+            "import_ratio": import_ms / floor_import,
+            "import_ratio_min": min(s["import_ms"]) / floor_min,
+            "lazy_modules": len(lazy),
+            "lazy_packages": sorted({m.split(".")[0] for m in lazy if not m.startswith("_")}),
+            "first_invocation_ms_median": statistics.median(s["first_ms"]),
+            "total_ms_median": statistics.median(s["total_ms"]),
+            "total_ratio": statistics.median(s["total_ms"]) / floor_total,
+            "first_round_trips": span(s["round_trips"]),
+            "first_round_trips_median": statistics.median(s["round_trips"]),
+            "first_connections": span(s["connections"]),
+            "statuses": sorted(set(s["status"])),
+            "samples": dict(s),
+        }
+    return summary
+
+
+# --- 4. import profile ----------------------------------------------------------------------
+
+
+@dataclass
+class ImportLine:
+    self_us: int
+    cumulative_us: int
+    depth: int
+    name: str
+
+
+def parse_importtime(stderr: str) -> list[ImportLine]:
+    lines = []
+    for raw in stderr.splitlines():
+        if not raw.startswith("import time:") or "self [us]" in raw:
+            continue
+        self_us, cumulative_us, name_part = raw[len("import time:") :].split("|", 2)
+        name = name_part.strip()
+        depth = (len(name_part) - len(name_part.lstrip()) - 1) // 2
+        lines.append(ImportLine(int(self_us), int(cumulative_us), depth, name))
+    return lines
+
+
+def _import_tree(url: str, paths: dict[str, list[Path]]) -> tuple[list[ImportLine], list[str]]:
+    """The -X importtime lines of `import users_api.handler`, and sys.modules after it."""
+    result, stderr = run_child(
+        "users_api.handler",
+        paths["bytecode"],
+        url,
+        "--no-invoke",
+        python_args=("-X", "importtime"),
+    )
+    lines = parse_importtime(stderr)
+    end = next(i for i, line in enumerate(lines) if line.name == "users_api.handler")
+    start = end
+    while start > 0 and lines[start - 1].depth > 0:
+        start -= 1
+    return lines[start : end + 1], result["modules"]
+
+
+def import_profile(url: str, paths: dict[str, list[Path]], runs: int) -> dict[str, Any]:
+    """-X importtime in `runs` fresh interpreters; each module's times are the medians."""
+    trees = [_import_tree(url, paths) for _ in range(runs)]
+    tree, modules = trees[0]
+    for line in tree:
+        same = [next((o for o in other if o.name == line.name), line) for other, _ in trees]
+        line.self_us = int(statistics.median(o.self_us for o in same))
+        line.cumulative_us = int(statistics.median(o.cumulative_us for o in same))
+    result = {"modules": modules}
+    by_package: dict[str, int] = defaultdict(int)
+    for line in tree:
+        by_package[line.name.split(".")[0]] += line.self_us
+    total_us = tree[-1].cumulative_us
+
+    def importer_chain(index: int) -> list[str]:
+        chain, depth = [], tree[index].depth
+        for line in tree[index + 1 :]:
+            if line.depth < depth:
+                chain.append(line.name)
+                depth = line.depth
+        return chain
+
+    watched = {}
+    for name in WATCHED_IMPORTS:
+        index = next((i for i, line in enumerate(tree) if line.name == name), None)
+        watched[name] = {
+            "imported": name in result["modules"],
+            "cumulative_ms": tree[index].cumulative_us / 1000 if index is not None else None,
+            "via": importer_chain(index)[:4] if index is not None else [],
+        }
+    return {
+        "runs": runs,
+        "total_ms": total_us / 1000,
+        "modules_loaded": len(tree),
+        "top_cumulative": [
+            {"module": line.name, "cumulative_ms": line.cumulative_us / 1000, "depth": line.depth}
+            for line in sorted(tree, key=lambda line: -line.cumulative_us)[:15]
+        ],
+        "self_by_package": [
+            {"package": name, "self_ms": us / 1000, "share": us / total_us}
+            for name, us in sorted(by_package.items(), key=lambda item: -item[1])[:12]
+        ],
+        "watched": watched,
+    }
+
+
+# --- 5. the bundle --------------------------------------------------------------------------
+
+
+def _dir_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _find_built_bundle() -> Path | None:
+    """The newest bundle the CDK app built: a synthesized asset, or its bundler's cache."""
+    handlers = [
+        *(ROOT / "cdk.out").glob("**/asset.*/users_api/handler.py"),
+        *(ROOT / ".build" / "lambda-bundles").glob("*/users_api/handler.py"),
+    ]
+    if not handlers:
+        return None
+    return max((h.parent.parent for h in handlers), key=lambda p: p.stat().st_mtime)
+
+
+def _bundle_key() -> str:
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes())
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _build_bundle() -> Path:
+    """The CDK bundler's recipe (arm64 / CPython 3.12 wheels, the package, byte-compiled)."""
+    key = _bundle_key()
+    stamp = BUNDLE_CACHE / ".key"
+    if stamp.is_file() and stamp.read_text() == key:
+        return BUNDLE_CACHE
+    shutil.rmtree(BUNDLE_CACHE, ignore_errors=True)
+    BUNDLE_CACHE.mkdir(parents=True)
+    log(f"building a bundle into {BUNDLE_CACHE.relative_to(ROOT)} (pip, linux arm64 wheels)")
+    platforms = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--target",
+            str(BUNDLE_CACHE),
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            "3.12",
+            *(arg for p in platforms for arg in ("--platform", p)),
+            "--no-deps",
+            "-r",
+            str(REQUIREMENTS),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    shutil.copytree(
+        PACKAGE_DIR, BUNDLE_CACHE / "users_api", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("bin", "include"):
+        shutil.rmtree(BUNDLE_CACHE / name, ignore_errors=True)
+    subprocess.run(
+        [*COMPILE_ALL, str(BUNDLE_CACHE)],
+        check=True,
+    )
+    stamp.write_text(key)
+    return BUNDLE_CACHE
+
+
+def _stable_size(path: Path, tries: int = 10) -> int:
+    """The size of a directory that another process may still be writing (cdk synth)."""
+    size = _dir_size(path)
+    for _ in range(tries):
+        time.sleep(1)
+        again = _dir_size(path)
+        if again == size:
+            return size
+        size = again
+    raise RuntimeError(f"{path} keeps changing")
+
+
+def _zipped_size(path: Path) -> int:
+    with tempfile.TemporaryFile() as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(path.rglob("*")):
+                if file.is_file():
+                    archive.write(file, file.relative_to(path).as_posix())
+        return tmp.tell()
+
+
+def _stripped_so_size(path: Path) -> int | None:
+    """What the bundle's shared objects would weigh without debug info (an estimate, made on
+    copies), when a strip tool that reads arm64 ELF files is on PATH."""
+    tool = shutil.which("llvm-strip") or shutil.which("aarch64-linux-gnu-strip")
+    if tool is None:
+        return None
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "lib.so"
+        for so in path.rglob("*.so"):
+            shutil.copyfile(so, copy)
+            subprocess.run([tool, "--strip-debug", str(copy)], check=True, capture_output=True)
+            total += copy.stat().st_size
+    return total
+
+
+def _same_source(asset: Path) -> bool:
+    for source in PACKAGE_DIR.rglob("*.py"):
+        copy = asset / "users_api" / source.relative_to(PACKAGE_DIR)
+        if not copy.is_file() or copy.read_bytes() != source.read_bytes():
+            return False
+    return True
+
+
+def bundle_report(zipped: bool) -> dict[str, Any]:
+    """The bundle's size; `zipped` also zips it and estimates stripped shared objects."""
+    origin = "built by the CDK app"
+    try:
+        path = _find_built_bundle()
+        if path is None:
+            raise FileNotFoundError("no bundle under cdk.out/ or .build/lambda-bundles/")
+        total = _stable_size(path)
+    except (OSError, RuntimeError) as exc:
+        log(f"bundle: {exc}; using the benchmark's own build")
+        origin = "built by the benchmark"
+        try:
+            path = _build_bundle()
+        except subprocess.CalledProcessError as build_error:
+            return {"error": f"no bundle: {build_error}: {(build_error.stderr or '')[-800:]}"}
+        except OSError as build_error:
+            return {"error": f"no bundle: {build_error}"}
+        total = _dir_size(path)
+    by_kind: dict[str, int] = defaultdict(int)
+    for file in path.rglob("*"):
+        if file.is_file():
+            kind = file.suffix if file.suffix in (".so", ".pyc", ".py") else "other"
+            by_kind[kind] += file.stat().st_size
+    packages = [
+        {"name": child.name, "bytes": _dir_size(child)}
+        for child in path.iterdir()
+        if not child.name.endswith(".dist-info") and child.name != "__pycache__"
+    ]
+    packages.sort(key=lambda item: -item["bytes"])
+    return {
+        "origin": origin,
+        "path": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+        "users_api_matches_source": _same_source(path),
+        "unzipped_bytes": total,
+        "zipped_bytes": _zipped_size(path) if zipped else None,
+        "so_stripped_bytes": _stripped_so_size(path) if zipped else None,
+        "by_kind": dict(by_kind),
+        "largest": packages[:10],
+    }
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def mib(n: int) -> float:
+    return n / 2**20
+
+
+def format_report(report: dict[str, Any]) -> str:
+    out: list[str] = []
+    w = out.append
+    meta = report["meta"]
+    w(
+        f"users API benchmark  {meta['date']}  Python {meta['python']}  {meta['machine']}  "
+        f"{meta['cpus']} CPUs  PostgreSQL via {meta['database']}"
+    )
+    w(
+        f"warm: {meta['iterations']} invocations per route per handler, interleaved A B A B "
+        f"after {meta['warmup']} warm-up each; proxy ({meta['proxy']}) delays each chunk "
+        f"{PROXY_DELAY_S * 1000:.1f} ms one way; RT = round trips per invocation (counted by "
+        "the proxy), conn = connections"
+    )
+    w("")
+    w("WARM INVOCATIONS (ms per invocation; ratio = project / floor, same run)")
+    header = (
+        f"{'mode':6} {'route':20} {'floor p50':>9} {'p99':>7} {'project p50':>11} {'p99':>7} "
+        f"{'x p50':>6} {'x p99':>6} {'RT floor':>8} {'RT proj':>7} {'conn':>4} {'err':>3}"
+    )
+    w(header)
+    w("-" * len(header))
+    for row in report["warm"]:
+        f, p = row["floor"], row["project"]
+        rt_f = f["round_trips"] if row["mode"] == "proxy" else "-"
+        rt_p = p["round_trips"] if row["mode"] == "proxy" else "-"
+        conn = p["connections"] if row["mode"] == "proxy" else "-"
+        w(
+            f"{row['mode']:6} {row['route']:20} {f['p50_ms']:9.2f} {f['p99_ms']:7.2f} "
+            f"{p['p50_ms']:11.2f} {p['p99_ms']:7.2f} {row['ratio_p50']:5.2f}x "
+            f"{row['ratio_p99']:5.2f}x {rt_f:>8} {rt_p:>7} {conn:>4} "
+            f"{f['errors'] + p['errors']:>3}"
+        )
+    direct = {row["route"]: row for row in report["warm"] if row["mode"] == "direct"}
+    per_trip = [
+        (row["floor"]["p50_ms"] - direct[row["route"]]["floor"]["p50_ms"])
+        / int(row["floor"]["round_trips"].split("-")[0])
+        for row in report["warm"]
+        if row["mode"] == "proxy" and row["route"] in direct
+    ]
+    if per_trip:
+        w(
+            f"the proxy adds {statistics.median(per_trip):.2f} ms per round trip to the floor's "
+            f"p50 (median over routes; asked for {2 * PROXY_DELAY_S * 1000:.1f} ms of delay)"
+        )
+    w("")
+    cold = report["cold"]
+    runs = next(iter(cold.values()))["runs"]
+    w(
+        f"COLD START (fresh interpreters, median of {runs}; first invocation = GET /users/{{id}} "
+        "through the delaying proxy)"
+    )
+    header = (
+        f"{'variant':34} {'import ms':>9} {'x floor':>7} {'min ms':>7} {'x (min)':>7} "
+        f"{'1st inv ms':>10} {'1st RT':>6} {'conn':>4} {'lazy':>4} {'both ms':>7} {'x floor':>7}"
+    )
+    w(header)
+    w("-" * len(header))
+    for row in cold.values():
+        w(
+            f"{row['label']:34} {row['import_ms_median']:9.1f} {row['import_ratio']:6.2f}x "
+            f"{row['import_ms_min']:7.1f} {row['import_ratio_min']:6.2f}x "
+            f"{row['first_invocation_ms_median']:10.1f} {row['first_round_trips']:>6} "
+            f"{row['first_connections']:>4} {row['lazy_modules']:>4} "
+            f"{row['total_ms_median']:7.1f} {row['total_ratio']:6.2f}x"
+        )
+    w(
+        "x (min) = fastest run / the floor's fastest; lazy = modules first imported during the "
+        "first invocation (the project's: " + ", ".join(cold["project"]["lazy_packages"]) + "); "
+        "both = import + first invocation, what a cold start adds before the first answer"
+    )
+    w("")
+    trace = report["trace"]
+    w("ROUND TRIPS, statement by statement (protocol-decoding proxy)")
+    for title, trips in (
+        ("first invocation, floor", trace["first"]["floor"]),
+        ("first invocation, project", trace["first"]["project"]),
+        ("warm GET /users/{id}, project", trace["warm"]["GET /users/{id}"]["project"]),
+    ):
+        w(f"  {title}: {len(trips)} round trips")
+        for i, trip in enumerate(trips, 1):
+            w(f"    {i:2}. {_one_line(trip)}")
+    w(f"  beyond the floor, first invocation: {len(trace['first']['extra'])}")
+    for trip in trace["first"]["extra"]:
+        w(f"    + {_one_line(trip)}")
+    for label, per_route in trace["warm"].items():
+        extra = per_route["extra"]
+        w(
+            f"  beyond the floor, warm {label}: {len(extra)} "
+            f"(floor {len(per_route['floor'])}, project {len(per_route['project'])})"
+        )
+        for trip in extra:
+            w(f"    + {_one_line(trip)}")
+    w("")
+    imports = report["imports"]
+    w(
+        f"IMPORT PROFILE of users_api.handler (-X importtime, bytecode, per-module medians of "
+        f"{imports['runs']} run{'s' if imports['runs'] > 1 else ''}): "
+        f"{imports['total_ms']:.0f} ms, {imports['modules_loaded']} modules"
+    )
+    w("  top 15 by cumulative time:")
+    for item in imports["top_cumulative"]:
+        indent = "  " * min(item["depth"], 6)
+        w(f"    {item['cumulative_ms']:8.1f} ms  {indent}{item['module']}")
+    w("  self time by top-level package:")
+    for item in imports["self_by_package"]:
+        w(f"    {item['self_ms']:8.1f} ms  {item['share']:5.1%}  {item['package']}")
+    w("  imported by `import users_api.handler`:")
+    for name, info in imports["watched"].items():
+        if info["imported"]:
+            ms = f"{info['cumulative_ms']:.1f} ms" if info["cumulative_ms"] is not None else ""
+            via = " <- ".join(info["via"])
+            w(f"    {name:18} yes  {ms:>9}  via {via}")
+        else:
+            w(f"    {name:18} no")
+    w("")
+    bundle = report["bundle"]
+    if "error" in bundle:
+        w(f"BUNDLE: {bundle['error']}")
+    else:
+        zipped = f", {mib(bundle['zipped_bytes']):.1f} MiB zipped" if bundle["zipped_bytes"] else ""
+        kinds = ", ".join(
+            f"{kind} {mib(size):.1f}"
+            for kind, size in sorted(bundle["by_kind"].items(), key=lambda item: -item[1])
+        )
+        w(
+            f"BUNDLE ({bundle['origin']}: {bundle['path']}; users_api matches the source: "
+            f"{'yes' if bundle['users_api_matches_source'] else 'NO'})"
+        )
+        w(f"  {mib(bundle['unzipped_bytes']):.1f} MiB unzipped{zipped}; by kind (MiB): {kinds}")
+        if bundle.get("so_stripped_bytes"):
+            w(
+                f"  the .so files without debug info (strip --strip-debug, on copies): "
+                f"{mib(bundle['so_stripped_bytes']):.1f} MiB instead of "
+                f"{mib(bundle['by_kind'].get('.so', 0)):.1f}"
+            )
+        w("  largest top-level entries:")
+        for item in bundle["largest"]:
+            w(f"    {mib(item['bytes']):7.2f} MiB  {item['name']}")
+    w("")
+    w("TARGETS (reported, never enforced)")
+    for line in report["targets"]:
+        w(f"  {line['target']:52} {line['measured']:>24}   {line['verdict']}")
+    return "\n".join(out)
+
+
+def _one_line(trip: str) -> str:
+    return " ".join(trip.split())
+
+
+def evaluate_targets(report: dict[str, Any]) -> list[dict[str, str]]:
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    rows = []
+    proxied = [row for row in report["warm"] if row["mode"] == "proxy"]
+    worst = max(proxied, key=lambda row: row["ratio_p50"])
+    rows.append(
+        {
+            "target": f"warm p50 through proxy <= {TARGET_WARM_RATIO}x floor (worst route)",
+            "measured": f"{worst['ratio_p50']:.2f}x ({worst['route']})",
+            "verdict": verdict(worst["ratio_p50"] <= TARGET_WARM_RATIO),
+        }
+    )
+    same = all(row["floor"]["round_trips"] == row["project"]["round_trips"] for row in proxied)
+    counts = ", ".join(
+        f"{row['project']['round_trips']}/{row['floor']['round_trips']}" for row in proxied
+    )
+    rows.append(
+        {
+            "target": "warm round trips equal to the floor's (project/floor)",
+            "measured": counts,
+            "verdict": verdict(same),
+        }
+    )
+    first = report["cold"]["project"]["first_round_trips_median"]
+    rows.append(
+        {
+            "target": f"first invocation <= {TARGET_FIRST_ROUND_TRIPS} round trips",
+            "measured": f"{first:g} (floor {report['cold']['floor']['first_round_trips']})",
+            "verdict": verdict(first <= TARGET_FIRST_ROUND_TRIPS),
+        }
+    )
+    ratio = report["cold"]["project"]["import_ratio"]
+    rows.append(
+        {
+            "target": f"cold import with bytecode <= {TARGET_IMPORT_RATIO:g}x floor's",
+            "measured": f"{ratio:.2f}x",
+            "verdict": verdict(ratio <= TARGET_IMPORT_RATIO),
+        }
+    )
+    bundle = report["bundle"]
+    if "error" not in bundle:
+        size = mib(bundle["unzipped_bytes"])
+        rows.append(
+            {
+                "target": f"bundle < {TARGET_BUNDLE_MIB:g} MiB unzipped",
+                "measured": f"{size:.1f} MiB",
+                "verdict": verdict(size < TARGET_BUNDLE_MIB),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--iterations", type=int, help="warm invocations per route per handler")
+    parser.add_argument("--cold-runs", type=int, help="fresh interpreters per cold-start variant")
+    parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
+    parser.add_argument("--json", type=Path, help="also write every number to this file")
+    parser.add_argument(
+        "--proxy-in-process",
+        action="store_true",
+        help="run the delaying proxy as a thread of this process (default: its own process)",
+    )
+    args = parser.parse_args(argv)
+    iterations = args.iterations or (30 if args.quick else 200)
+    cold_runs = args.cold_runs or (3 if args.quick else 7)
+    warmup = 3 if args.quick else 10
+
+    os.environ.update(SAFE_ENV)
+    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = FUNCTION_NAME  # NullPool, as inside Lambda
+    for name in ("AWS_PROFILE", "DB_HOST", "DB_NULLPOOL", "API_ROOT_PATH"):
+        os.environ.pop(name, None)
+    for path in (str(ROOT / "functions"), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+    from sqlalchemy.engine import make_url
+
+    from tests.support.postgres import postgres_server, scratch_database
+
+    started = time.monotonic()
+    report: dict[str, Any] = {}
+    # The project's handler writes a JSON log line and an EMF metrics blob per invocation to
+    # stdout (CloudWatch on Lambda): here they go to /dev/null; the report is printed after.
+    with (
+        open(os.devnull, "w") as devnull,
+        postgres_server() as server,
+        scratch_database(server, f"users_api_bench_{os.getpid()}") as url,
+    ):
+        target = make_url(url)
+        report["meta"] = {
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "python": platform.python_version(),
+            "machine": f"{platform.system()} {platform.machine()}",
+            "cpus": os.cpu_count(),
+            "database": f"{target.host}:{target.port}",
+            "iterations": iterations,
+            "warmup": warmup,
+            "cold_runs": cold_runs,
+            "proxy": "in-process thread" if args.proxy_in_process else "own process",
+        }
+        log(f"database {target.database} on {target.host}:{target.port}")
+        with contextlib.redirect_stdout(devnull):  # before the app's logger binds stdout
+            prepare_database(url)
+            handlers = Handlers()
+            warm: list[WarmResult] = []
+            direct = with_host(url, target.host or "127.0.0.1", target.port or 5432)
+            warm += run_warm(handlers, "direct", direct, None, iterations, warmup)
+            with counting_proxy(url, args.proxy_in_process) as proxy:
+                proxied = with_host(url, "127.0.0.1", proxy.port)
+                warm += run_warm(handlers, "proxy", proxied, proxy, iterations, warmup)
+            report["warm"] = [result.summary() for result in warm]
+            with code_copies() as paths:
+                report["trace"] = run_trace(handlers, url, paths["bytecode"])
+                report["cold"] = run_cold(url, paths, cold_runs, args.proxy_in_process)
+                report["imports"] = import_profile(url, paths, 1 if args.quick else 3)
+            handlers.point_at(direct)
+    report["bundle"] = bundle_report(zipped=not args.quick)
+    report["targets"] = evaluate_targets(report)
+    report["meta"]["duration_s"] = round(time.monotonic() - started, 1)
+    print(format_report(report))
+    print(f"\n(benchmark took {report['meta']['duration_s']:.0f} s)")
+    if args.json:
+        samples = {"warm_samples": [asdict(result) for result in warm]}
+        args.json.write_text(json.dumps({**report, **samples}, indent=2, default=str))
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
