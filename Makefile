@@ -15,7 +15,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup run migrate test lint format clean
+.PHONY: help setup run migrate test lint format clean fuzz
 
 # The CDK app's and the SAM CLI's targets.
 -include infra.mk sam.mk bench.mk deploy.mk
@@ -50,6 +50,9 @@ format: setup
 test: setup pgbouncer $(INFRA_TEST_DEPS) $(SAM_VENV)/.installed ## run the whole test suite (starts what it needs)
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+fuzz: setup ## a long schemathesis run (FUZZ_EXAMPLES per operation, random seeds)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} FUZZ_RANDOM=1 $(PY) -m pytest tests/test_fuzz.py -q
 
 # pgbouncer in transaction mode is the tests' stand-in for RDS Proxy (Debian package).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

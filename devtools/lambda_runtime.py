@@ -62,8 +62,12 @@ def http_api_event(
     body: bytes = b"",
     request_id: str | None = None,
     stage: str = "$default",
+    claims: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) proxy event for the `$default` route."""
+    """An API Gateway HTTP API (payload 2.0) proxy event for the `$default` route.
+
+    `claims`: what a JWT authorizer passed on after validating the caller's token.
+    """
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     time_text, time_epoch = _now()
     raw_path = path if stage == "$default" else f"/{stage}{path}"
@@ -97,6 +101,8 @@ def http_api_event(
         },
         **_body_fields(body),
     }
+    if claims is not None:
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     if query_params:
         event["queryStringParameters"] = query_params
     if cookies:
@@ -113,14 +119,18 @@ def rest_api_event(
     body: bytes = b"",
     request_id: str | None = None,
     stage: str = "prod",
+    claims: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway REST API (payload 1.0) proxy event, as for a `/{proxy+}` resource."""
+    """An API Gateway REST API (payload 1.0) proxy event, as for a `/{proxy+}` resource.
+
+    `claims`: what a Cognito user pool authorizer passed on.
+    """
     headers = dict(headers or {})
     time_text, time_epoch = _now()
     multi: dict[str, list[str]] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         multi.setdefault(key, []).append(value)
-    return {
+    event: dict[str, Any] = {
         "resource": "/{proxy+}",
         "path": path,
         "httpMethod": method.upper(),
@@ -146,6 +156,9 @@ def rest_api_event(
         },
         **_body_fields(body),
     }
+    if claims is not None:
+        event["requestContext"]["authorizer"] = {"claims": claims}
+    return event
 
 
 def response_body(response: dict[str, Any]) -> bytes:

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$", description="e.g. /prod behind a stage"
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Writes need an API Gateway authorizer's claims (defence in depth behind the JWT
+    # authorizer); off locally.
+    require_auth: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     aws_region: str | None = Field(default=None, validation_alias="AWS_REGION")
     aws_lambda_function_name: str | None = None

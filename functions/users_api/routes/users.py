@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from users_api import users_repo
+from users_api.auth import UNAUTHORIZED, WriteAccess
 from users_api.deps import SessionDep, UserId
 from users_api.models import User
 from users_api.schemas import MAX_ID, ErrorDetail, Message, UserCreate, UserOut, UserUpdate
@@ -23,7 +24,13 @@ def _found(user: User | None) -> User:
     return user
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut, responses=CONFLICT)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses={**CONFLICT, **UNAUTHORIZED},
+    dependencies=[WriteAccess],
+)
 async def create_user(
     body: UserCreate, session: SessionDep, request: Request, response: Response
 ) -> User:
@@ -55,12 +62,22 @@ async def get_user(user_id: UserId, session: SessionDep) -> User:
     return _found(await users_repo.get_user(session, user_id))
 
 
-@router.patch("/{user_id}", response_model=UserOut, responses={**NOT_FOUND, **CONFLICT})
+@router.patch(
+    "/{user_id}",
+    response_model=UserOut,
+    responses={**NOT_FOUND, **CONFLICT, **UNAUTHORIZED},
+    dependencies=[WriteAccess],
+)
 async def update_user(user_id: UserId, body: UserUpdate, session: SessionDep) -> User:
     return _found(await users_repo.update_user(session, user_id, body.changes()))
 
 
-@router.delete("/{user_id}", response_model=Message, responses=NOT_FOUND)
+@router.delete(
+    "/{user_id}",
+    response_model=Message,
+    responses={**NOT_FOUND, **UNAUTHORIZED},
+    dependencies=[WriteAccess],
+)
 async def delete_user(user_id: UserId, session: SessionDep) -> Message:
     if not await users_repo.delete_user(session, user_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "User not found")
