@@ -11,6 +11,10 @@ SAM := $(SAM_VENV)/bin/sam
 # The dev stage as `make synth` writes it (cdk.out/<stage>/), or a flat cdk.out/ one.
 SAM_TEMPLATE ?= $(firstword $(wildcard cdk.out/dev/UsersApi-dev.template.json \
 	cdk.out/UsersApi-dev.template.json) cdk.out/dev/UsersApi-dev.template.json)
+# What sam local reads: a copy of it without any AWS::Serverless::Application (such as
+# CDK's add_rotation_single_user secret rotation, whose template the SAM translator fetches
+# from AWS before anything else), asset paths made absolute; devtools/sam_template.py.
+SAM_LOCAL_TEMPLATE ?= cdk.out/sam/$(notdir $(SAM_TEMPLATE))
 SAM_ENV_VARS := env.json
 # sam resolves it as a logical id, a `SamResourceId` metadata value or a 2-3 part aws:cdk:path.
 SAM_FUNCTION ?= UsersApiFunction
@@ -32,7 +36,7 @@ SAM_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_T
 	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:9 \
 	AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_CONFIG_FILE=/dev/null
 
-.PHONY: sam-setup sam-invoke sam-start-api sam-local-check
+.PHONY: sam-setup sam-invoke sam-start-api sam-local-check sam-template invoke run-lambda
 
 $(SAM_VENV)/.installed: requirements/sam.txt
 	@test -n "$(PYTHON)" || { echo "No Python 3 interpreter found (set PYTHON=...)" >&2; exit 1; }
@@ -78,13 +82,37 @@ define sam_check_installed
 	@test -x $(SAM) || { echo "SAM CLI missing at $(SAM): run \`make $(SAM_VENV)/.installed\`" >&2; exit 1; }
 endef
 
+define sam_local_template
+	@test -f "$(SAM_TEMPLATE)" || { echo "$(SAM_TEMPLATE) does not exist: run \`make synth\` first." >&2; exit 1; }
+	$(PYTHON) -m devtools.sam_template $(SAM_TEMPLATE) $(SAM_LOCAL_TEMPLATE)
+endef
+
+sam-template: ## write the sam-only copy of the synthesized template (cdk.out/sam/)
+	$(sam_local_template)
+
 sam-invoke: CHECK_EVENT := yes
 sam-invoke: sam-local-check $(SAM_VENV)/.installed ## run one event through the function in a container (EVENT=events/...json)
 	$(sam_check_installed)
-	env $(SAM_ENV) $(SAM) local invoke -t $(SAM_TEMPLATE) $(SAM_FUNCTION) -e $(EVENT) --env-vars $(SAM_ENV_VARS)
+	$(sam_local_template)
+	env $(SAM_ENV) $(SAM) local invoke -t $(SAM_LOCAL_TEMPLATE) $(SAM_FUNCTION) -e $(EVENT) --env-vars $(SAM_ENV_VARS)
 
 sam-start-api: sam-local-check $(SAM_VENV)/.installed ## serve the synthesized API locally through containers (port 3000)
 	$(sam_check_installed)
-	env $(SAM_ENV) $(SAM) local start-api -t $(SAM_TEMPLATE) --env-vars $(SAM_ENV_VARS)
+	$(sam_local_template)
+	env $(SAM_ENV) $(SAM) local start-api -t $(SAM_LOCAL_TEMPLATE) --env-vars $(SAM_ENV_VARS)
+
+# The same without Docker: the handler imported in-process (devtools/invoke.py and
+# devtools/lambda_server.py). env.json's DB_HOST is host.docker.internal (the host as sam's
+# containers see it); these run on the host, so e.g. SET=DB_HOST=127.0.0.1.
+SET ?=
+LAMBDA_PORT ?= 8001
+
+invoke: setup ## run EVENT (one or more files) through the synthesized function in-process, no Docker (SET="KEY=VALUE ...")
+	$(PY) -m devtools.invoke --template $(SAM_TEMPLATE) --function $(SAM_FUNCTION) \
+		--env-vars $(SAM_ENV_VARS) $(addprefix -e ,$(EVENT)) $(addprefix --set ,$(SET)) $(INVOKE_ARGS)
+
+run-lambda: setup ## serve the API through the Lambda handler on http://$(HOST):$(LAMBDA_PORT) (HTTP API events; SQLite unless DATABASE_URL)
+	$(PY) -m users_api.migrate
+	$(PY) -m devtools.lambda_server --host $(HOST) --port $(LAMBDA_PORT) $(LAMBDA_SERVER_ARGS)
 
 endif

@@ -5,15 +5,23 @@
 
 Without account/region the stack is environment-agnostic, so synthesis needs no AWS
 credentials. Every stack is checked with cdk-nag's AwsSolutions pack at synthesis.
+
+    cdk deploy UsersApiPipeline -c pipeline=true -c connection_arn=... -c repo=owner/name
+
+With `-c pipeline=true` the app holds the CDK Pipelines stack instead (infra/pipeline.py),
+which deploys both stages itself; `stage` is then ignored.
 """
 
 from __future__ import annotations
 
-from aws_cdk import App, Environment
+import sys
+
+from aws_cdk import App, Environment, Stack
 
 from infra.bundling import function_code
 from infra.config import get_stage
 from infra.nag import add_nag_checks
+from infra.pipeline import PipelineConfigError, build_pipeline, pipeline_requested
 from infra.stack import UsersApiStack
 
 
@@ -33,9 +41,19 @@ def build(app: App) -> UsersApiStack:
     return stack
 
 
+def build_for_context(app: App) -> Stack:
+    """The pipeline stack with `-c pipeline=true`, else the stage's stack (nag checks on)."""
+    if pipeline_requested(app):
+        return build_pipeline(app)
+    return build(app)
+
+
 def main() -> None:
     app = App()
-    build(app)
+    try:
+        build_for_context(app)
+    except PipelineConfigError as exc:
+        sys.exit(f"infra.app: {exc}")
     app.synth()
 
 

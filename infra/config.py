@@ -1,19 +1,58 @@
 """Stage settings: the one typed place where dev and prod differ.
 
-Everything a stage changes (sizes, throttles, retention, removal policy, CORS, alarm
-thresholds) is a field of `StageSettings`; constructs read these fields and never test the
-stage name.
+Everything a stage changes (sizes, throttles, concurrency, authentication, retention,
+removal policy, CORS, alarm thresholds) is a field of `StageSettings`; constructs read these
+fields and never test the stage name. `__post_init__` refuses inconsistent settings, e.g. a
+reserved concurrency the proxy's connection budget cannot serve.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 
 DEFAULT_STAGE = "dev"
+
+# RDS for PostgreSQL's default `max_connections` is
+# LEAST({DBInstanceClassMemory / 9531392}, 5000). The memory of each class we may use, in GiB
+# (add a class here before using it):
+DB_INSTANCE_MEMORY_GIB: dict[str, int] = {
+    "t4g.micro": 1,
+    "t4g.small": 2,
+    "t4g.medium": 4,
+    "t4g.large": 8,
+    "t4g.xlarge": 16,
+    "m7g.large": 8,
+    "m7g.xlarge": 16,
+    "r7g.large": 16,
+    "r7g.xlarge": 32,
+}
+BYTES_PER_CONNECTION = 9_531_392
+MAX_CONNECTIONS_CAP = 5000
+# The largest body the app may accept: a synchronous Lambda invocation carries at most 6 MB
+# (the whole event: headers, and a binary body base64-encoded, 4/3 of its size), well below
+# API Gateway's own 10 MB payload limit.
+MAX_BODY_BYTES_LIMIT = 4 * 1024 * 1024
+
+
+def db_max_connections(instance_class: str) -> int:
+    """The default `max_connections` of an RDS for PostgreSQL instance of this class.
+
+    An upper bound: DBInstanceClassMemory is the class's memory less what the OS and the RDS
+    processes take, so the instance reports somewhat fewer; the reserved concurrencies below
+    leave a wide margin for that.
+    """
+    try:
+        memory_gib = DB_INSTANCE_MEMORY_GIB[instance_class]
+    except KeyError:
+        raise ValueError(
+            f"unknown db_instance_class {instance_class!r}: add its memory to "
+            "DB_INSTANCE_MEMORY_GIB in infra/config.py"
+        ) from None
+    return min(memory_gib * 2**30 // BYTES_PER_CONNECTION, MAX_CONNECTIONS_CAP)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,10 +79,19 @@ class StageSettings:
     # API function
     function_memory_mb: int
     function_timeout_seconds: int
-    function_reserved_concurrency: int | None
+    # The API function's ceiling on simultaneous invocations. Each in-flight invocation holds
+    # at most one proxy connection (NullPool: one connection per invocation, closed at its
+    # end), and in the worst case (a session pinned by its state) the proxy gives each its
+    # own database connection, so a flood must not run more invocations than the proxy may
+    # open database connections: reserved concurrency <= proxy_connection_budget (checked
+    # below). Invocations beyond it are throttled by Lambda (an API error, and the
+    # FunctionThrottles alarm) instead of exhausting the database's connections.
+    function_reserved_concurrency: int
     db_connect_timeout_seconds: int
     db_statement_timeout_seconds: int
     log_level: str
+    # Larger request bodies get 413 from the app (MAX_BODY_BYTES).
+    max_body_bytes: int
 
     # migration function (runs once per deploy whose code changed)
     migration_timeout_seconds: int
@@ -51,7 +99,25 @@ class StageSettings:
     # HTTP API
     throttle_rate_limit: int  # steady-state requests per second, default route
     throttle_burst_limit: int
+    # Per-route throttles: reads (GET, HEAD on /users and /users/{id}) and writes (POST, PUT,
+    # PATCH, DELETE there); writes are the tighter ones.
+    throttle_read_rate_limit: int
+    throttle_read_burst_limit: int
+    throttle_write_rate_limit: int
+    throttle_write_burst_limit: int
     cors_allow_origins: tuple[str, ...]  # empty: no CORS configuration
+
+    # Authentication (JWT authorizer on the HTTP API). Override per deploy: `-c auth=true|false`.
+    auth_enabled: bool
+    # GET and HEAD on /users paths without a token (writes always need one when auth is on).
+    auth_public_reads: bool
+    # An external identity provider's issuer URL and accepted audiences (`aud`/`client_id`);
+    # None: the stack creates a Cognito user pool and app client and trusts those.
+    auth_jwt_issuer: str | None
+    auth_jwt_audience: tuple[str, ...]
+    # The created user pool on the Plus feature plan with full threat protection (adaptive
+    # authentication, compromised-credentials checks); costs extra per monthly active user.
+    auth_user_pool_threat_protection: bool
 
     # logs
     log_retention: logs.RetentionDays
@@ -67,6 +133,20 @@ class StageSettings:
     def stack_name(self) -> str:
         return f"UsersApi-{self.name}"
 
+    @property
+    def db_max_connections(self) -> int:
+        return db_max_connections(self.db_instance_class)
+
+    @property
+    def proxy_connection_budget(self) -> int:
+        """Database connections the proxy may open: its percent of `max_connections`."""
+        return self.db_max_connections * self.proxy_max_connections_percent // 100
+
+    @property
+    def uses_cognito(self) -> bool:
+        """The stack creates a Cognito user pool (auth on, no external issuer)."""
+        return self.auth_enabled and self.auth_jwt_issuer is None
+
     def __post_init__(self) -> None:
         # The function must outlive a failed connection attempt, and API Gateway HTTP APIs
         # give an integration at most 30 s.
@@ -76,11 +156,39 @@ class StageSettings:
             raise ValueError("need 1 <= proxy max idle % <= proxy max connections %")
         if not 1 <= self.proxy_max_connections_percent <= 100:
             raise ValueError("proxy_max_connections_percent must be 1..100")
+        if self.function_reserved_concurrency < 1:
+            raise ValueError("function_reserved_concurrency must be >= 1")
+        if self.function_reserved_concurrency > self.proxy_connection_budget:
+            raise ValueError(
+                f"function_reserved_concurrency {self.function_reserved_concurrency} exceeds "
+                f"the proxy's connection budget {self.proxy_connection_budget} "
+                f"({self.proxy_max_connections_percent}% of max_connections "
+                f"{self.db_max_connections} on {self.db_instance_class})"
+            )
+        if not 1 <= self.alarm_proxy_client_connections <= self.function_reserved_concurrency:
+            raise ValueError(
+                "alarm_proxy_client_connections must be 1..function_reserved_concurrency "
+                "(the most client connections the function can open)"
+            )
+        if not 1 <= self.max_body_bytes <= MAX_BODY_BYTES_LIMIT:
+            raise ValueError(f"max_body_bytes must be 1..{MAX_BODY_BYTES_LIMIT}")
+        for kind in ("read", "write"):
+            rate = getattr(self, f"throttle_{kind}_rate_limit")
+            burst = getattr(self, f"throttle_{kind}_burst_limit")
+            if not 1 <= rate <= burst:
+                raise ValueError(f"need 1 <= throttle_{kind}_rate_limit <= burst limit")
         if (
-            self.function_reserved_concurrency is not None
-            and self.function_reserved_concurrency < 1
+            self.throttle_write_rate_limit > self.throttle_read_rate_limit
+            or self.throttle_write_burst_limit > self.throttle_read_burst_limit
         ):
-            raise ValueError("function_reserved_concurrency must be None or >= 1")
+            raise ValueError("write throttles must not be looser than read throttles")
+        if self.auth_jwt_issuer is not None:
+            if not self.auth_jwt_issuer.startswith("https://"):
+                raise ValueError("auth_jwt_issuer must be an https:// URL")
+            if not self.auth_jwt_audience:
+                raise ValueError("auth_jwt_issuer needs at least one auth_jwt_audience")
+        elif self.auth_jwt_audience:
+            raise ValueError("auth_jwt_audience without auth_jwt_issuer (Cognito sets its own)")
 
 
 DEV = StageSettings(
@@ -98,20 +206,33 @@ DEV = StageSettings(
     proxy_max_idle_connections_percent=50,
     function_memory_mb=512,
     function_timeout_seconds=15,
-    function_reserved_concurrency=None,
+    # max_connections ~ 1 GiB / 9531392 = 112 on t4g.micro; the proxy may use 90%: 100.
+    # 20 concurrent invocations (20 connections at most) leave 80 spare, so even an
+    # instance reporting a quarter fewer connections than the formula keeps a wide margin.
+    function_reserved_concurrency=20,
     db_connect_timeout_seconds=5,
     db_statement_timeout_seconds=10,
     log_level="DEBUG",
+    max_body_bytes=1024 * 1024,
     migration_timeout_seconds=300,
     throttle_rate_limit=20,
     throttle_burst_limit=40,
+    throttle_read_rate_limit=20,
+    throttle_read_burst_limit=40,
+    throttle_write_rate_limit=5,
+    throttle_write_burst_limit=10,
     cors_allow_origins=("http://localhost:3000", "http://127.0.0.1:3000"),
+    auth_enabled=False,
+    auth_public_reads=False,
+    auth_jwt_issuer=None,
+    auth_jwt_audience=(),
+    auth_user_pool_threat_protection=False,
     log_retention=logs.RetentionDays.ONE_WEEK,
     flow_log_traffic=ec2.FlowLogTrafficType.REJECT,
     alarm_api_5xx_rate_percent=5.0,
     alarm_api_p99_latency_ms=3000,
     alarm_function_errors=5,
-    alarm_proxy_client_connections=80,
+    alarm_proxy_client_connections=16,  # 80% of the reserved concurrency
 )
 
 PROD = StageSettings(
@@ -129,24 +250,56 @@ PROD = StageSettings(
     proxy_max_idle_connections_percent=40,
     function_memory_mb=1024,
     function_timeout_seconds=15,
-    function_reserved_concurrency=50,
+    # max_connections ~ 4 GiB / 9531392 = 450 on t4g.medium; the proxy may use 80%: 360.
+    # 100 concurrent invocations (100 connections at most) use under a third of it; at
+    # ~100 ms a request that is ~1000 requests/s, five times the default-route throttle.
+    function_reserved_concurrency=100,
     db_connect_timeout_seconds=5,
     db_statement_timeout_seconds=10,
     log_level="INFO",
+    max_body_bytes=1024 * 1024,
     migration_timeout_seconds=600,
     throttle_rate_limit=200,
     throttle_burst_limit=400,
+    throttle_read_rate_limit=200,
+    throttle_read_burst_limit=400,
+    throttle_write_rate_limit=50,
+    throttle_write_burst_limit=100,
     # No browser front end is deployed yet: add its origin here when there is one.
     cors_allow_origins=(),
+    auth_enabled=True,
+    auth_public_reads=False,
+    auth_jwt_issuer=None,
+    auth_jwt_audience=(),
+    auth_user_pool_threat_protection=True,
     log_retention=logs.RetentionDays.THREE_MONTHS,
     flow_log_traffic=ec2.FlowLogTrafficType.ALL,
     alarm_api_5xx_rate_percent=1.0,
     alarm_api_p99_latency_ms=1500,
     alarm_function_errors=1,
-    alarm_proxy_client_connections=400,
+    alarm_proxy_client_connections=80,  # 80% of the reserved concurrency
 )
 
 STAGES: dict[str, StageSettings] = {s.name: s for s in (DEV, PROD)}
+
+
+def parse_bool_context(key: str, value: object) -> bool:
+    """A boolean CDK context value: `-c key=true|false` arrives as a string."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"context {key}={value!r}: expected true or false")
+
+
+def with_overrides(settings: StageSettings, *, auth: object | None = None) -> StageSettings:
+    """`settings` with the per-deploy overrides given as CDK context (`-c auth=true|false`)."""
+    if auth is None:
+        return settings
+    return replace(settings, auth_enabled=parse_bool_context("auth", auth))
 
 
 def get_stage(name: str | None) -> StageSettings:

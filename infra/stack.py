@@ -1,6 +1,9 @@
 """The users API stack: one per stage, wired in the order the architecture is drawn.
 
-HTTP API -> API function -> RDS Proxy -> PostgreSQL  (+ migrations, monitoring)
+HTTP API (JWT authorizer) -> API function -> RDS Proxy -> PostgreSQL
+(+ Cognito user pool unless an external issuer is configured, migrations, monitoring)
+
+Per-deploy override of the stage settings: `-c auth=true|false` (auth_enabled).
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from aws_cdk import CfnOutput, Environment, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.config import StageSettings
+from infra.config import StageSettings, with_overrides
 from infra.constructs.api_function import ApiFunction
+from infra.constructs.auth import Auth
 from infra.constructs.database import Database
 from infra.constructs.http_api import HttpApi
 from infra.constructs.migrations import Migrations
@@ -37,6 +41,7 @@ class UsersApiStack(Stack):
         )
         # AWS::RDS::DBProxyTargetGroup takes no Tags (CloudFormation schema).
         untaggable = ["AWS::RDS::DBProxyTargetGroup"]
+        settings = with_overrides(settings, auth=self.node.try_get_context("auth"))
         self.settings = settings
         Tags.of(self).add("project", "users-api", exclude_resource_types=untaggable)
         Tags.of(self).add("stage", settings.name, exclude_resource_types=untaggable)
@@ -63,8 +68,13 @@ class UsersApiStack(Stack):
             proxy=self.proxy,
             code=code,
         )
+        self.auth = Auth(self, "Auth", settings=settings) if settings.auth_enabled else None
         self.http_api = HttpApi(
-            self, "HttpApi", settings=settings, handler=self.api_function.function
+            self,
+            "HttpApi",
+            settings=settings,
+            handler=self.api_function.function,
+            authorizer=self.auth.authorizer if self.auth else None,
         )
         self.monitoring = Monitoring(
             self,
@@ -91,3 +101,24 @@ class UsersApiStack(Stack):
         CfnOutput(
             self, "ProxyEndpoint", value=self.proxy.endpoint, description="RDS Proxy endpoint"
         )
+        if self.auth is not None:
+            CfnOutput(
+                self,
+                "AuthIssuer",
+                value=self.auth.issuer,
+                description="JWT issuer the HTTP API trusts (tokens' iss claim)",
+            )
+        if self.auth is not None and self.auth.user_pool is not None:
+            assert self.auth.client is not None
+            CfnOutput(
+                self,
+                "UserPoolId",
+                value=self.auth.user_pool.user_pool_id,
+                description="Cognito user pool of the API's users",
+            )
+            CfnOutput(
+                self,
+                "UserPoolClientId",
+                value=self.auth.client.user_pool_client_id,
+                description="Cognito app client (the tokens' audience)",
+            )

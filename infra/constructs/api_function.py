@@ -78,6 +78,7 @@ class ApiFunction(Construct):
             code=code,
             memory_size=settings.function_memory_mb,
             timeout=Duration.seconds(settings.function_timeout_seconds),
+            # Bounded by the proxy's connection budget (see StageSettings).
             reserved_concurrent_executions=settings.function_reserved_concurrency,
             vpc=network.vpc,
             vpc_subnets=network.isolated_subnets,
@@ -98,7 +99,10 @@ class ApiFunction(Construct):
                 "LOG_LEVEL": settings.log_level,
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "REQUIRE_AUTH": "false",
+                # Defence in depth behind the HTTP API's JWT authorizer: the app answers 401
+                # to a write whose event carries no authorizer claims.
+                "REQUIRE_AUTH": "true" if settings.auth_enabled else "false",
+                "MAX_BODY_BYTES": str(settings.max_body_bytes),
             },
         )
         proxy.grant_connect(self.function, APP_DB_USER)

@@ -2,8 +2,11 @@
 
 Encrypted storage, never publicly accessible, TLS forced, IAM database authentication on
 (the proxy reaches the database as the application role with IAM tokens), master
-credentials generated into Secrets Manager and rotated by a single-user rotation function.
-Only the migration function and the rotation function use the master secret.
+credentials generated into Secrets Manager and rotated on a schedule by Secrets Manager's
+hosted single-user rotation function (the `AWS::SecretsManager-2024-09-16` transform creates
+it at deploy time: no Serverless Application Repository fetch, so `sam local` reads the
+template offline). Only the migration function and the rotation function use the master
+secret; the application role has no password at all (IAM auth).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import DB_MASTER_USER, DB_NAME, DB_PORT, StageSettings
@@ -86,8 +90,9 @@ class Database(Construct):
         assert isinstance(generated, rds.DatabaseSecret)
         generated.apply_removal_policy(settings.removal_policy)
 
-        # Single-user rotation of the master secret. The rotation function runs in the
-        # isolated subnets and reaches Secrets Manager through the interface endpoint.
+        # Single-user rotation of the master secret (hosted by Secrets Manager). The rotation
+        # function runs in the isolated subnets and reaches Secrets Manager through the
+        # interface endpoint; new passwords avoid the same characters as the generated one.
         self.rotation_security_group = ec2.SecurityGroup(
             self,
             "RotationSecurityGroup",
@@ -95,14 +100,20 @@ class Database(Construct):
             description="master secret rotation function: PostgreSQL and Secrets Manager",
             allow_all_outbound=False,
         )
-        self.rotation = self.instance.add_rotation_single_user(
+        self.rotation = self.secret.add_rotation_schedule(
+            "RotationSchedule",
             automatically_after=Duration.days(settings.db_secret_rotation_days),
-            vpc_subnets=network.isolated_subnets,
-            security_group=self.rotation_security_group,
+            hosted_rotation=secretsmanager.HostedRotation.postgre_sql_single_user(
+                vpc=network.vpc,
+                vpc_subnets=network.isolated_subnets,
+                security_groups=[self.rotation_security_group],
+                exclude_characters=generated.exclude_characters,
+            ),
         )
         self.rotation_security_group.add_egress_rule(
             self.security_group, ec2.Port.tcp(DB_PORT), "rotation to PostgreSQL"
         )
+        self.allow_from(self.rotation_security_group, "rotation to PostgreSQL")
         network.allow_secrets_manager_from(self.rotation_security_group)
 
         acknowledge(

@@ -16,6 +16,7 @@ from tests.support.serving import (
     Configure,
     asgi_client,
     lambda_client,
+    lambda_server_client,
     uvicorn_client,
 )
 
@@ -44,6 +45,7 @@ SERVINGS: dict[str, tuple[str, Serving, bool]] = {
         True,
     ),
     "uvicorn-postgres": ("postgres", lambda url, _configure: uvicorn_client(url), False),
+    "lambda-server-postgres": ("postgres", lambda url, _configure: lambda_server_client(url), True),
 }
 
 

@@ -62,14 +62,25 @@ def cdk_context(stage: str, **extra: Any) -> dict[str, Any]:
     return {**context, "stage": stage, **extra}
 
 
-def synthesize(stage: str, outdir: Path) -> Synth:
+def synthesize(stage: str, outdir: Path, *, settings: Any = None, **context: Any) -> Synth:
+    """Synthesize `stage` as `cdk synth -c stage=...` would (with extra `context`), or, given
+    `settings` (a variant of the stage's StageSettings), a stack built from those."""
     from aws_cdk import App
     from aws_cdk.assertions import Template
 
-    from infra.app import build
+    context = cdk_context(stage, **{"aws:cdk:bundling-stacks": []}, **context)
+    app = App(context=context, outdir=str(outdir))
+    if settings is None:
+        from infra.app import build
 
-    app = App(context=cdk_context(stage, **{"aws:cdk:bundling-stacks": []}), outdir=str(outdir))
-    stack = build(app)
+        stack = build(app)
+    else:
+        from infra.bundling import function_code
+        from infra.nag import add_nag_checks
+        from infra.stack import UsersApiStack
+
+        stack = UsersApiStack(app, settings=settings, code=function_code())
+        add_nag_checks(app)
     validation_error = None
     try:
         app.synth()

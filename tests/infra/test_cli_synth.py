@@ -120,7 +120,30 @@ def test_extensions_carry_no_debug_information(bundle: Path) -> None:
     if not any(shutil.which(tool) for tool in STRIP_TOOLS["aarch64"]):
         pytest.skip("no strip tool for arm64 ELF here (llvm-strip or aarch64-linux-gnu-strip)")
     for path in bundle.rglob("*.so"):
-        assert b".debug_info" not in path.read_bytes(), path
+        sections = elf_section_names(path.read_bytes())
+        assert ".text" in sections, path
+        assert not [name for name in sections if name.startswith(".debug")], path
+
+
+def elf_section_names(data: bytes) -> list[str]:
+    """Section names of a 64-bit little-endian ELF file (what `readelf -S` lists)."""
+    assert data[:4] == b"\x7fELF", "not an ELF file"
+    assert (data[4], data[5]) == (2, 1), "not 64-bit little-endian"
+    shoff = int.from_bytes(data[0x28:0x30], "little")
+    shentsize = int.from_bytes(data[0x3A:0x3C], "little")
+    shnum = int.from_bytes(data[0x3C:0x3E], "little")
+    shstrndx = int.from_bytes(data[0x3E:0x40], "little")
+
+    def header(index: int) -> bytes:
+        return data[shoff + index * shentsize : shoff + (index + 1) * shentsize]
+
+    strtab = header(shstrndx)
+    str_offset = int.from_bytes(strtab[0x18:0x20], "little")
+    names = []
+    for index in range(shnum):
+        name_offset = str_offset + int.from_bytes(header(index)[0:4], "little")
+        names.append(data[name_offset : data.index(b"\0", name_offset)].decode())
+    return names
 
 
 def test_bundle_holds_the_package(bundle: Path) -> None:
@@ -169,7 +192,7 @@ def test_bytecode_is_unchecked_hash_for_python312(bundle: Path) -> None:
     ]
     # Third-party packages: sourceless bytecode (foo.pyc in place of foo.py).
     third_party = [p for p in bundle.rglob("*.pyc") if "__pycache__" not in p.parts]
-    assert len(third_party) > 1000
+    assert len(third_party) > 500
     assert [p for p in bundle.rglob("*.py") if p.parts[len(bundle.parts)] != PACKAGE] == []
     for pyc in compiled + third_party:
         assert pyc.is_file(), f"not byte-compiled: {pyc.relative_to(bundle)}"

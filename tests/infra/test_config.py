@@ -7,7 +7,15 @@ import dataclasses
 import pytest
 from aws_cdk import RemovalPolicy
 
-from infra.config import DEV, PROD, STAGES, get_stage
+from infra.config import (
+    DEV,
+    PROD,
+    STAGES,
+    db_max_connections,
+    get_stage,
+    parse_bool_context,
+    with_overrides,
+)
 
 
 def test_default_stage_is_dev_and_unknown_stages_are_refused() -> None:
@@ -37,8 +45,53 @@ def test_prod_is_the_protected_stage() -> None:
         ({"function_timeout_seconds": 31}, "function_timeout <= 30"),
         ({"proxy_max_idle_connections_percent": 95}, "proxy max idle"),
         ({"function_reserved_concurrency": 0}, "reserved_concurrency"),
+        ({"function_reserved_concurrency": 101}, "exceeds the proxy's connection budget 100"),
+        (
+            {"proxy_max_connections_percent": 15, "proxy_max_idle_connections_percent": 10},
+            "exceeds the proxy's connection budget 16",
+        ),
+        ({"db_instance_class": "t2.nano"}, "unknown db_instance_class 't2.nano'"),
+        ({"alarm_proxy_client_connections": 21}, "alarm_proxy_client_connections"),
+        ({"max_body_bytes": 0}, "max_body_bytes"),
+        ({"max_body_bytes": 8 * 1024 * 1024}, "max_body_bytes"),
+        ({"throttle_write_rate_limit": 30, "throttle_write_burst_limit": 60}, "write throttles"),
+        ({"throttle_read_burst_limit": 10}, "throttle_read_rate_limit <= burst"),
+        ({"auth_jwt_issuer": "http://idp.example.com"}, "https"),
+        ({"auth_jwt_issuer": "https://idp.example.com"}, "at least one auth_jwt_audience"),
+        ({"auth_jwt_audience": ("users",)}, "auth_jwt_audience without auth_jwt_issuer"),
     ],
 )
 def test_inconsistent_settings_are_refused(change: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(DEV, **change)
+
+
+def test_reserved_concurrency_arithmetic() -> None:
+    # RDS PostgreSQL: max_connections = LEAST(DBInstanceClassMemory / 9531392, 5000).
+    assert db_max_connections("t4g.micro") == 112  # 1 GiB
+    assert db_max_connections("t4g.medium") == 450  # 4 GiB
+    assert db_max_connections("r7g.xlarge") == 3604  # 32 GiB
+    # The proxy may open its percent of them; one connection per in-flight invocation.
+    assert (DEV.proxy_connection_budget, DEV.function_reserved_concurrency) == (100, 20)
+    assert (PROD.proxy_connection_budget, PROD.function_reserved_concurrency) == (360, 100)
+
+
+def test_auth_defaults_and_the_context_override() -> None:
+    assert (DEV.auth_enabled, PROD.auth_enabled) == (False, True)
+    assert DEV.uses_cognito is False
+    assert PROD.uses_cognito is True
+    assert with_overrides(DEV) is DEV
+    assert with_overrides(DEV, auth="true").auth_enabled is True
+    assert with_overrides(PROD, auth="false").auth_enabled is False
+    assert with_overrides(PROD, auth=False).auth_enabled is False
+    for text, value in (("TRUE", True), ("1", True), ("off", False), ("no", False)):
+        assert parse_bool_context("auth", text) is value
+    with pytest.raises(ValueError, match="context auth='maybe'"):
+        with_overrides(DEV, auth="maybe")
+
+
+def test_writes_are_throttled_tighter_than_reads() -> None:
+    for settings in (DEV, PROD):
+        assert settings.throttle_write_rate_limit < settings.throttle_read_rate_limit
+        assert settings.throttle_write_burst_limit < settings.throttle_read_burst_limit
+        assert settings.max_body_bytes == 1024 * 1024

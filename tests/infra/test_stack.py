@@ -111,8 +111,11 @@ def test_api_function_environment_has_the_settings_and_no_secret(synth: Synth) -
         "LOG_LEVEL": synth.settings.log_level,
         "POWERTOOLS_SERVICE_NAME": "users-api",
         "POWERTOOLS_METRICS_NAMESPACE": "UsersApi",
-        "REQUIRE_AUTH": "false",
+        "REQUIRE_AUTH": "true" if synth.settings.auth_enabled else "false",
+        "MAX_BODY_BYTES": str(synth.settings.max_body_bytes),
     }
+    assert env["REQUIRE_AUTH"] == {DEV.name: "false", PROD.name: "true"}[synth.settings.name]
+    assert env["MAX_BODY_BYTES"] == str(1024 * 1024)
     secret_ids = set(synth.of_type("AWS::SecretsManager::Secret")) | set(
         synth.of_type("AWS::SecretsManager::SecretTargetAttachment")
     )
@@ -163,12 +166,25 @@ def test_function_timeout_memory_and_concurrency_follow_the_stage(synth: Synth) 
     assert props["Timeout"] == settings.function_timeout_seconds
     assert props["Timeout"] > settings.db_connect_timeout_seconds
     assert props["MemorySize"] == settings.function_memory_mb
-    assert props.get("ReservedConcurrentExecutions") == settings.function_reserved_concurrency
+    assert props["ReservedConcurrentExecutions"] == settings.function_reserved_concurrency
 
 
-def test_reserved_concurrency_only_in_prod(dev: Synth, prod: Synth) -> None:
-    assert "ReservedConcurrentExecutions" not in dev.function(API_HANDLER)[1]["Properties"]
-    assert prod.function(API_HANDLER)[1]["Properties"]["ReservedConcurrentExecutions"] == 50
+def test_reserved_concurrency_fits_the_proxy_connection_budget(dev: Synth, prod: Synth) -> None:
+    # NullPool: one proxy connection per in-flight invocation, so the reserved concurrency
+    # bounds the connections a flood can open; the proxy may open MaxConnectionsPercent of
+    # the instance's max_connections (LEAST(memory / 9531392, 5000)).
+    for synth, concurrency, max_connections in ((dev, 20, 112), (prod, 100, 450)):
+        props = synth.function(API_HANDLER)[1]["Properties"]
+        assert props["ReservedConcurrentExecutions"] == concurrency
+        _, target_group = synth.one("AWS::RDS::DBProxyTargetGroup")
+        percent = target_group["Properties"]["ConnectionPoolConfigurationInfo"][
+            "MaxConnectionsPercent"
+        ]
+        assert synth.settings.db_max_connections == max_connections
+        assert concurrency <= max_connections * percent // 100
+        # The client-connections alarm can fire below that ceiling.
+        alarm_threshold = synth.settings.alarm_proxy_client_connections
+        assert alarm_threshold <= concurrency
 
 
 def test_proxy_requires_tls_and_end_to_end_iam_auth(synth: Synth) -> None:
@@ -282,10 +298,94 @@ def test_database_is_private_encrypted_backed_up_and_pinned(synth: Synth) -> Non
     assert "resolve:secretsmanager" in json.dumps(props["MasterUserPassword"])
     _, params = synth.one("AWS::RDS::DBParameterGroup")
     assert params["Properties"]["Parameters"]["rds.force_ssl"] == "1"
+
+
+def test_master_secret_rotates_on_a_schedule_with_the_hosted_function(synth: Synth) -> None:
+    settings = synth.settings
+    attachment_id, _ = synth.one("AWS::SecretsManager::SecretTargetAttachment")
+    _, secret = synth.one("AWS::SecretsManager::Secret")
     _, rotation = synth.one("AWS::SecretsManager::RotationSchedule")
-    assert rotation["Properties"]["RotationRules"]["ScheduleExpression"] == (
+    props = rotation["Properties"]
+    assert props["SecretId"] == ref(attachment_id)
+    assert props["RotationRules"]["ScheduleExpression"] == (
         f"rate({settings.db_secret_rotation_days} days)"
     )
+    # Secrets Manager's hosted rotation (a transform), not a Serverless Application
+    # Repository app: nothing to fetch from AWS to read the template (`sam local`).
+    assert synth.template_json["Transform"] == "AWS::SecretsManager-2024-09-16"
+    assert synth.of_type("AWS::Serverless::Application") == {}
+    hosted = props["HostedRotationLambda"]
+    assert hosted["RotationType"] == "PostgreSQLSingleUser"
+    assert "MasterSecretArn" not in hosted  # single user: the secret rotates itself
+    # New passwords avoid the characters the generated one avoids.
+    generate = secret["Properties"]["GenerateSecretString"]
+    assert hosted["ExcludeCharacters"] == generate["ExcludeCharacters"]
+    # In the isolated subnets, with its own security group.
+    subnet_refs = [p for p in hosted["VpcSubnetIds"]["Fn::Join"][1] if p != ","]
+    assert sorted(r["Ref"] for r in subnet_refs) == sorted(synth.of_type("AWS::EC2::Subnet"))
+    rotation_sg = hosted["VpcSecurityGroupIds"]["Fn::GetAtt"][0]
+    assert synth.resources[rotation_sg]["Type"] == "AWS::EC2::SecurityGroup"
+
+
+def test_rotation_function_reaches_postgresql_and_secrets_manager_only(synth: Synth) -> None:
+    _, rotation = synth.one("AWS::SecretsManager::RotationSchedule")
+    rotation_sg = rotation["Properties"]["HostedRotationLambda"]["VpcSecurityGroupIds"][
+        "Fn::GetAtt"
+    ][0]
+    _, db = synth.one("AWS::RDS::DBInstance")
+    db_sg = db["Properties"]["VPCSecurityGroups"][0]["Fn::GetAtt"][0]
+    _, endpoint = synth.one("AWS::EC2::VPCEndpoint")
+    endpoint_sg = endpoint["Properties"]["SecurityGroupIds"][0]["Fn::GetAtt"][0]
+
+    def group(logical_id: str) -> dict[str, Any]:
+        return {"Fn::GetAtt": [logical_id, "GroupId"]}
+
+    egress = sorted(
+        (
+            e["Properties"]["DestinationSecurityGroupId"]["Fn::GetAtt"][0],
+            e["Properties"]["FromPort"],
+        )
+        for e in synth.of_type("AWS::EC2::SecurityGroupEgress").values()
+        if e["Properties"]["GroupId"] == group(rotation_sg)
+    )
+    assert egress == sorted([(db_sg, DB_PORT), (endpoint_sg, 443)])
+    assert "SecurityGroupEgress" not in synth.resources[rotation_sg]["Properties"] or all(
+        rule.get("CidrIp") != "0.0.0.0/0"
+        for rule in synth.resources[rotation_sg]["Properties"]["SecurityGroupEgress"]
+    )
+    ingress = {
+        (i["Properties"]["GroupId"]["Fn::GetAtt"][0], i["Properties"]["FromPort"])
+        for i in synth.of_type("AWS::EC2::SecurityGroupIngress").values()
+        if i["Properties"].get("SourceSecurityGroupId") == group(rotation_sg)
+    }
+    assert ingress == {(db_sg, DB_PORT), (endpoint_sg, 443)}
+    # The endpoint serves the isolated subnets with private DNS: the default Secrets Manager
+    # hostname resolves to it, so the rotation function needs no NAT.
+    assert endpoint["Properties"]["PrivateDnsEnabled"] is True
+    assert sorted(s["Ref"] for s in endpoint["Properties"]["SubnetIds"]) == sorted(
+        synth.of_type("AWS::EC2::Subnet")
+    )
+
+
+def test_api_function_never_sees_a_secret(synth: Synth) -> None:
+    """The application role authenticates with IAM tokens: no secret is attached to the API
+    function (environment, role), and its role may not read any secret."""
+    api_id, function = synth.function(API_HANDLER)
+    text = json.dumps(function["Properties"])
+    for secret_id in [
+        *synth.of_type("AWS::SecretsManager::Secret"),
+        *synth.of_type("AWS::SecretsManager::SecretTargetAttachment"),
+    ]:
+        assert secret_id not in text
+    api_statements = statements(synth, role_of(function))
+    assert not any(
+        a.startswith("secretsmanager:") or a == "*" for s in api_statements for a in actions_of(s)
+    )
+    # No secret resource policy grants it anything either.
+    for policy in synth.of_type("AWS::SecretsManager::ResourcePolicy").values():
+        for statement in policy["Properties"]["ResourcePolicy"]["Statement"]:
+            assert statement["Effect"] == "Deny", statement
+    assert api_id not in json.dumps(synth.of_type("AWS::SecretsManager::ResourcePolicy"))
 
 
 def test_dev_is_destroyed_with_the_stack(dev: Synth) -> None:
@@ -342,8 +442,7 @@ def test_http_api_default_stage_throttling_and_json_access_logs(synth: Synth) ->
     log_group_id = props["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
     assert synth.resources[log_group_id]["Type"] == "AWS::Logs::LogGroup"
 
-    _, route = synth.one("AWS::ApiGatewayV2::Route")
-    assert route["Properties"]["RouteKey"] == "$default"
+    # Every route (tests/infra/test_auth.py) goes to the one Lambda integration.
     _, integration = synth.one("AWS::ApiGatewayV2::Integration")
     assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
     assert integration["Properties"]["PayloadFormatVersion"] == "2.0"

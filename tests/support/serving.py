@@ -179,3 +179,14 @@ UVICORN_ARGS = [
 def uvicorn_client(database_url: str) -> Iterator[httpx.Client]:
     with server_process(UVICORN_ARGS, {"DATABASE_URL": database_url}) as client:
         yield client
+
+
+# The Lambda handler behind a local HTTP server that builds API Gateway HTTP API events
+# (`make run-lambda`).
+LAMBDA_SERVER_ARGS = ["-m", "devtools.lambda_server", "--port", "{port}", "--no-access-log"]
+
+
+@contextmanager
+def lambda_server_client(database_url: str) -> Iterator[httpx.Client]:
+    with server_process(LAMBDA_SERVER_ARGS, {"DATABASE_URL": database_url}) as client:
+        yield client

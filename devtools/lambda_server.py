@@ -1,0 +1,292 @@
+"""The API served through its Lambda handler, without Docker: `make run-lambda`.
+
+    python -m devtools.lambda_server --port 8001
+    python -m devtools.lambda_server --template cdk.out/dev/UsersApi-dev.template.json
+
+Each HTTP request becomes an API Gateway HTTP API (payload 2.0) event, as the stack's HTTP
+API sends on its `$default` route, and goes through the Lambda handler imported in this
+process: `users_api.handler.handler` from functions/, or the handler and code directory of
+the template's function with --template (its environment is not applied: this server runs
+with this shell's, see `python -m devtools.invoke` for the template's). The response's
+status, headers (multi-value ones and cookies included) and body go back to the client;
+`x-request-id` is then the event's requestContext.requestId, and `apigw-requestid` carries
+the same id as API Gateway's own header does.
+
+Like one Lambda execution environment it runs one invocation at a time, all on one thread
+with one event loop (concurrent requests queue), with AWS_LAMBDA_FUNCTION_NAME set, so the
+app takes its Lambda code paths (NullPool, Lambda context in the logs, EMF metrics on
+stdout). The database is the app's usual configuration: DATABASE_URL (or DB_*) when set,
+otherwise the embedded SQLite that `make run-lambda` migrates first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from devtools.lambda_runtime import (
+    LambdaContext,
+    http_api_event,
+    response_body,
+    response_headers,
+)
+from devtools.local_function import (
+    DEFAULT_FUNCTION,
+    DEFAULT_HANDLER,
+    FUNCTIONS_DIR,
+    FunctionSpec,
+    InitError,
+    SetupError,
+    add_code_path,
+    find_function,
+    host_architecture,
+    import_handler,
+    load_template,
+    masked,
+    new_event_loop,
+    runtime_variables,
+)
+
+# The dev stage's function timeout (a template's own wins with --template).
+DEFAULT_TIMEOUT_S = 15.0
+# API Gateway's payload limit: larger requests never reach the function.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class LambdaWorker:
+    """Runs the handler on one thread with one event loop, one invocation at a time."""
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.spec = spec
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="lambda", initializer=new_event_loop
+        )
+        self._handler: Handler | None = None
+
+    def init(self) -> float:
+        """Import the handler on the worker thread (the cold start); returns its ms."""
+        started = time.perf_counter()
+        self._handler = self._executor.submit(import_handler, self.spec.handler).result()
+        return (time.perf_counter() - started) * 1000
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        return self._executor.submit(self._call, event).result()
+
+    def _call(self, event: dict[str, Any]) -> Any:
+        assert self._handler is not None
+        context = LambdaContext(
+            function_name=self.spec.name,
+            memory_limit_in_mb=self.spec.memory_mb,
+            timeout_s=self.spec.timeout_s,
+            log_group_name=f"/aws/lambda/{self.spec.name}",
+        )
+        result = self._handler(event, context)
+        return json.loads(json.dumps(result))  # the runtime serialises it as JSON
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def gateway_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """What API Gateway (HTTP API, payload 2.0) makes of a function's result."""
+    if isinstance(result, dict) and "statusCode" in result:
+        return int(result["statusCode"]), response_headers(result), response_body(result)
+    # Payload 2.0: anything else is taken as a JSON body with status 200.
+    return 200, [("content-type", "application/json")], json.dumps(result).encode()
+
+
+def _error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, [("content-type", "application/json")], json.dumps({"message": message}).encode()
+
+
+class GatewayRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "lambda-server"
+    server: LambdaHTTPServer
+
+    def _read_body(self) -> bytes | None:
+        """The request body (chunked or sized); None when over API Gateway's limit."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            chunks, total = [], 0
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                total += size
+                if total > MAX_REQUEST_BYTES:
+                    self.close_connection = True
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self.close_connection = True
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _event_headers(self) -> dict[str, str]:
+        # Payload 2.0 joins repeated headers with commas (cookies with "; ": the event
+        # builder moves them to `cookies`).
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            if key in headers:
+                value = f"{headers[key]}{'; ' if key == 'cookie' else ','}{value}"
+            headers[key] = value
+        return headers
+
+    def _handle(self) -> None:
+        started = time.perf_counter()
+        path, _, query = self.path.partition("?")
+        body = self._read_body()
+        event = http_api_event(
+            self.command,
+            unquote(path),
+            query=query,
+            headers=self._event_headers(),
+            body=body or b"",
+        )
+        request_id = event["requestContext"]["requestId"]
+        if body is None:
+            status, headers, payload = _error(413, "Request Entity Too Large")
+        else:
+            try:
+                status, headers, payload = gateway_response(self.server.worker.invoke(event))
+            except Exception:  # the function failed: API Gateway answers a bare 500
+                traceback.print_exc(file=sys.stderr)
+                status, headers, payload = _error(500, "Internal Server Error")
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
+        self.send_header("apigw-requestid", request_id)
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        if self.server.access_log:
+            elapsed = (time.perf_counter() - started) * 1000
+            sys.stderr.write(
+                f"{self.client_address[0]} {self.command} {self.path} {status} "
+                f"{elapsed:.1f} ms {request_id}\n"
+            )
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # one line per request is written by _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+
+class LambdaHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], worker: LambdaWorker, *, access_log: bool = True
+    ) -> None:
+        super().__init__(address, GatewayRequestHandler)
+        self.worker = worker
+        self.access_log = access_log
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.lambda_server",
+        description="Serve the API through its Lambda handler with API Gateway HTTP API "
+        "(2.0) events, in-process (sam local start-api without Docker).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument(
+        "-t", "--template", default=None,
+        help="take the handler, code directory, timeout and memory of the template's function",
+    )  # fmt: skip
+    parser.add_argument("-f", "--function", default=DEFAULT_FUNCTION)
+    parser.add_argument("--handler", default=None, help=f"default {DEFAULT_HANDLER}")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds (the context's)")
+    parser.add_argument("--no-access-log", dest="access_log", action="store_false")
+    return parser
+
+
+def function_spec(args: argparse.Namespace) -> FunctionSpec:
+    if args.template:
+        path = Path(args.template)
+        spec = find_function(load_template(path), path, args.function)
+    else:
+        spec = FunctionSpec(
+            logical_id=args.function,
+            name=args.function,
+            handler=DEFAULT_HANDLER,
+            architecture=host_architecture(),
+            timeout_s=DEFAULT_TIMEOUT_S,
+            memory_mb=512,
+            code_dir=FUNCTIONS_DIR,
+        )
+    if args.handler:
+        spec.handler = args.handler
+    if args.timeout:
+        spec.timeout_s = args.timeout
+    return spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        spec = function_spec(args)
+        code_dir, notes = add_code_path(spec)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        os.environ.update(runtime_variables(spec, code_dir))
+        worker = LambdaWorker(spec)
+        init_ms = worker.init()
+    except SetupError as exc:
+        print(f"lambda_server: {exc}", file=sys.stderr)
+        return 2
+    except InitError as exc:
+        traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
+        print(f"lambda_server: init failed: {exc}", file=sys.stderr)
+        return 2
+    server = LambdaHTTPServer((args.host, args.port), worker, access_log=args.access_log)
+    database = masked("DATABASE_URL", os.environ.get("DATABASE_URL", "")) or (
+        f"PostgreSQL at {os.environ['DB_HOST']}"
+        if os.environ.get("DB_HOST")
+        else f"the embedded SQLite in {os.environ.get('USERS_API_DATA_DIR', '.data')}/users.db"
+    )
+    print(
+        f"Lambda handler {spec.handler} ({code_dir}, init {init_ms:.0f} ms) on "
+        f"http://{args.host}:{args.port} with API Gateway HTTP API 2.0 events, one "
+        f"invocation at a time; database: "
+        f"{database}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        worker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

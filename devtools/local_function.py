@@ -1,0 +1,392 @@
+"""A Lambda function of the synthesized template, set up and called in this process.
+
+What `sam local` reads from the template (handler, runtime, architecture, code directory,
+environment, timeout, memory) and how it applies `--env-vars`, without a container: the
+Docker-free `python -m devtools.invoke` and `python -m devtools.lambda_server` share it.
+
+Environment, as sam builds it (highest wins):
+  4. `--set KEY=VALUE`: any variable, declared by the template or not (ours; sam has none);
+  3. env.json: the function's section (by logical id, SamResourceId or aws:cdk:path) over
+     its "Parameters" section; only variables the template declares for the function;
+  2. the invoking shell: again only variables the template declares;
+  1. the template's value. A CloudFormation intrinsic that cannot be resolved here (a `Ref`
+     or `Fn::GetAtt` of a resource: the proxy endpoint, the secret ARN) is dropped unless a
+     higher level gives a value (sam passes an empty string instead).
+Plus the variables the Lambda runtime sets (AWS_LAMBDA_FUNCTION_NAME, ...), fake credentials
+and an AWS endpoint on a closed loopback port, so no AWS call can leave this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import platform
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = ROOT / "functions"
+DEFAULT_TEMPLATE = Path("cdk.out/dev/UsersApi-dev.template.json")
+DEFAULT_ENV_VARS = Path("env.json")
+DEFAULT_FUNCTION = "UsersApiFunction"
+DEFAULT_HANDLER = "users_api.handler.handler"
+FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
+
+# What sam's intrinsic resolver assumes for the pseudo parameters.
+PSEUDO_PARAMETERS = {
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::StackName": "local",
+    "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/local/local",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+# Variables of this process kept in the function's environment (a container has its own
+# PATH and locale; everything else the function sees comes from the template and overrides).
+HOST_VARIABLES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"}
+    | {"SSL_CERT_FILE", "SSL_CERT_DIR", "VIRTUAL_ENV"}
+)
+HOST_PREFIXES = ("LC_", "PYTHON")
+# Nothing may reach AWS: fake credentials, every endpoint on a closed loopback port.
+OFFLINE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_CONFIG_FILE": os.devnull,
+}
+SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN")
+_URL_PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
+_MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+class SetupError(Exception):
+    """Something the user must fix before the function can run (the message says what)."""
+
+
+def masked(name: str, value: str) -> str:
+    """A value fit to print: never one of a secret-looking key, nor a password in a URL."""
+    if any(marker in name.upper() for marker in SECRET_MARKERS):
+        return "***"
+    return _URL_PASSWORD.sub(r"\1***@", value)
+
+
+# --- the template ---------------------------------------------------------------------
+
+
+@dataclass
+class FunctionSpec:
+    """One function of the template, as sam local sees it."""
+
+    logical_id: str
+    name: str  # the SamResourceId when there is one, else the logical id
+    handler: str
+    runtime: str | None = None
+    architecture: str = "x86_64"
+    timeout_s: float = 3.0
+    memory_mb: int = 128
+    code_dir: Path | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    cdk_path: str | None = None
+
+    @property
+    def section_names(self) -> list[str]:
+        """The env.json keys that address this function, in sam's order of precedence."""
+        names = [self.logical_id, self.name]
+        if self.cdk_path:
+            names += [self.cdk_path, self.cdk_path.removesuffix("/Resource")]
+        return list(dict.fromkeys(names))
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SetupError(f"{path} does not exist: run `make synth` first (or pass --template).")
+    try:
+        template = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SetupError(f"{path} is not a JSON template: {exc}") from None
+    if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
+        raise SetupError(f"{path} has no Resources: is it a synthesized template?")
+    return template
+
+
+def _spec(logical_id: str, resource: dict[str, Any], template_dir: Path) -> FunctionSpec:
+    properties = resource.get("Properties", {})
+    metadata = resource.get("Metadata", {}) or {}
+    code_dir = None
+    asset_path = metadata.get("aws:asset:path")
+    if isinstance(asset_path, str) and metadata.get("aws:asset:property") in ("Code", "CodeUri"):
+        code_dir = (template_dir / asset_path).resolve()
+    elif isinstance(properties.get("CodeUri"), str):
+        code_dir = (template_dir / properties["CodeUri"]).resolve()
+    architectures = properties.get("Architectures") or ["x86_64"]
+    environment = properties.get("Environment") or {}
+    variables = environment.get("Variables") if isinstance(environment, dict) else None
+    return FunctionSpec(
+        logical_id=logical_id,
+        name=str(metadata.get("SamResourceId") or logical_id),
+        handler=str(properties.get("Handler", "")),
+        runtime=properties.get("Runtime"),
+        architecture=str(architectures[0]),
+        timeout_s=float(properties.get("Timeout", 3)),
+        memory_mb=int(properties.get("MemorySize", 128)),
+        code_dir=code_dir,
+        variables=dict(variables or {}),
+        cdk_path=metadata.get("aws:cdk:path"),
+    )
+
+
+def find_function(template: dict[str, Any], template_path: Path, wanted: str) -> FunctionSpec:
+    """The function named by its SamResourceId, logical id or aws:cdk:path."""
+    specs = [
+        _spec(logical_id, resource, template_path.resolve().parent)
+        for logical_id, resource in template["Resources"].items()
+        if isinstance(resource, dict) and resource.get("Type") in FUNCTION_TYPES
+    ]
+    found = [s for s in specs if wanted in s.section_names]
+    if len(found) == 1:
+        return found[0]
+    listing = ", ".join(f"{s.name} ({s.logical_id}: {s.handler})" for s in specs) or "none"
+    problem = "matches several functions" if found else "is no function"
+    raise SetupError(f"{wanted!r} {problem} of {template_path}; its functions: {listing}")
+
+
+def module_file(code_dir: Path, handler: str) -> Path | None:
+    """The file the handler's module is loaded from under `code_dir`, if it is there."""
+    module = handler.rpartition(".")[0]
+    if not module:
+        return None
+    *packages, last = module.split(".")
+    base = code_dir.joinpath(*packages)
+    if not base.is_dir():
+        return None
+    for candidate in (base / f"{last}.py", base / last / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# --- the environment ------------------------------------------------------------------
+
+
+def resolve_intrinsic(value: Any) -> str | None:
+    """A template value as a string, or None when it needs the deployed stack."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Ref" and argument in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[argument]
+        if function == "Fn::Join" and isinstance(argument, list) and len(argument) == 2:
+            parts = [resolve_intrinsic(p) for p in argument[1]]
+            if all(p is not None for p in parts):
+                return str(argument[0]).join(p for p in parts if p is not None)
+        if function == "Fn::Sub" and isinstance(argument, str):
+            names = re.findall(r"\$\{([^}!]+)\}", argument)
+            if all(n in PSEUDO_PARAMETERS for n in names):
+                return re.sub(r"\$\{([^}!]+)\}", lambda m: PSEUDO_PARAMETERS[m[1]], argument)
+    return None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Fn::GetAtt" and isinstance(argument, list):
+            return f"Fn::GetAtt {'.'.join(map(str, argument))}"
+        return f"{function} {argument if isinstance(argument, str) else '...'}"
+    return type(value).__name__
+
+
+def load_env_vars(path: Path | None, *, required: bool) -> dict[str, dict[str, Any]]:
+    """An env.json file as sam reads it: {function or "Parameters": {NAME: value}}."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        if required:
+            raise SetupError(f"--env-vars {path} does not exist")
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SetupError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise SetupError(f"{path}: expected {{function id: {{NAME: value}}}} (as sam reads it)")
+    return data
+
+
+@dataclass
+class Environment:
+    """The function's own variables, where each came from, and what was left out and why."""
+
+    variables: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def function_environment(
+    spec: FunctionSpec,
+    env_vars: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, str],
+    shell_env: Mapping[str, str],
+    env_vars_name: str = "env.json",
+) -> Environment:
+    env = Environment()
+    file_values: dict[str, Any] = dict(env_vars.get("Parameters", {}))
+    section = next((env_vars[n] for n in spec.section_names if n in env_vars), None)
+    file_values.update(section or {})
+    ignored = sorted(k for k in file_values if k not in spec.variables)
+    if ignored:
+        env.notes.append(
+            f"{env_vars_name}: ignored {', '.join(ignored)}: not declared by {spec.name} in "
+            "the template (sam ignores them too; --set KEY=VALUE adds any variable)"
+        )
+    for name, raw in spec.variables.items():
+        value, source = resolve_intrinsic(raw), "template"
+        if name in shell_env:
+            value, source = shell_env[name], "shell"
+        if name in file_values:
+            value, source = resolve_intrinsic(file_values[name]), env_vars_name
+        if name in overrides:
+            value, source = overrides[name], "--set"
+        if value is None:
+            env.notes.append(
+                f"dropped {name}: the template's {_describe(raw)} only resolves in a deployed "
+                f"stack (give it a value in {env_vars_name} or with --set {name}=...)"
+            )
+            continue
+        env.variables[name], env.sources[name] = value, source
+    for name, value in overrides.items():
+        if name not in spec.variables:
+            env.variables[name], env.sources[name] = value, "--set"
+    return env
+
+
+def runtime_variables(spec: FunctionSpec, code_dir: Path) -> dict[str, str]:
+    """What the Lambda runtime itself sets in a function's environment."""
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "LAMBDA_TASK_ROOT": str(code_dir),
+        "_HANDLER": spec.handler,
+        **OFFLINE_AWS,
+    }
+
+
+def host_variables(shell: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in shell.items() if k in HOST_VARIABLES or k.startswith(HOST_PREFIXES)}
+
+
+# --- the code ---------------------------------------------------------------------------
+
+
+def host_architecture() -> str:
+    return _MACHINES.get(platform.machine().lower(), platform.machine().lower())
+
+
+def bundle_runs_here(spec: FunctionSpec) -> bool:
+    """Can this interpreter load the bundle's compiled wheels (same OS, CPU, Python)?"""
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return (
+        sys.platform == "linux"
+        and host_architecture() == spec.architecture
+        and (spec.runtime or python) == python
+    )
+
+
+def add_code_path(spec: FunctionSpec) -> tuple[Path, list[str]]:
+    """Make the handler importable as the runtime does, from the function's code directory.
+
+    The code directory goes first on sys.path, as /var/task is on Lambda. When the bundle
+    holds wheels built for another CPU or Python (arm64 on an x86_64 machine), only the
+    handler's own package is taken from it and its dependencies from this interpreter's
+    site-packages (the same pins). Without the bundle, the package comes from functions/.
+    """
+    notes: list[str] = []
+    top = spec.handler.split(".", 1)[0]
+    code_dir = spec.code_dir
+    sys.dont_write_bytecode = True  # never write into the bundle
+    if code_dir is None or module_file(code_dir, spec.handler) is None:
+        where = f"{code_dir} has no {spec.handler}" if code_dir else "no asset directory"
+        notes.append(
+            f"{where} (synthesized without bundling?): importing {spec.handler} from "
+            f"{_display(FUNCTIONS_DIR)}/ instead"
+        )
+        sys.path.insert(0, str(FUNCTIONS_DIR))
+        return FUNCTIONS_DIR, notes
+    if bundle_runs_here(spec):
+        sys.path.insert(0, str(code_dir))
+        return code_dir, notes
+    # Drop every other place the handler's package could come from, then look in the
+    # bundle last: its pure-Python package is found, its foreign wheels are not.
+    sys.path[:] = [p for p in sys.path if not _provides(Path(p or "."), top)]
+    sys.path.append(str(code_dir))
+    notes.append(
+        f"the bundle's compiled wheels are for linux/{spec.architecture} {spec.runtime}, this "
+        f"is {sys.platform}/{host_architecture()} python{sys.version_info.major}."
+        f"{sys.version_info.minor}: {top} comes from the bundle, its dependencies from "
+        f"{_display(Path(sys.prefix))} (the same pins, requirements/function.txt)"
+    )
+    return code_dir, notes
+
+
+def _provides(entry: Path, top: str) -> bool:
+    return (entry / top).is_dir() or (entry / f"{top}.py").is_file()
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+class InitError(Exception):
+    """The handler could not be loaded (Lambda's Runtime.ImportModuleError and friends)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.error_message = message
+
+
+def import_handler(handler: str) -> Callable[[dict[str, Any], Any], Any]:
+    module_name, _, attribute = handler.rpartition(".")
+    if not module_name:
+        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler}'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise InitError(
+            "Runtime.ImportModuleError",
+            f"Unable to import module '{module_name}': {type(exc).__name__}: {exc}",
+        ) from exc
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise InitError(
+            "Runtime.HandlerNotFound", f"Handler '{attribute}' missing on module '{module_name}'"
+        )
+    return function
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The one loop of this thread, as the runtime process keeps it between invocations."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop

@@ -1,0 +1,317 @@
+"""The deploy smoke test (`python -m devtools.smoke URL`), run as a deploy would run it: in a
+child process, against the app served by uvicorn on loopback.
+
+Failures are made by a small fault-injecting proxy in front of the real server: it answers
+a chosen request with an error (or alters it on its way) and passes everything else through,
+so the smoke test's cleanup can be checked against the real database behind it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devtools.smoke import STEPS, api_url_from_outputs
+from tests.conftest import empty_tables
+from tests.support.postgres import free_port
+from tests.support.serving import uvicorn_client
+
+ROOT = Path(__file__).resolve().parents[1]
+STEP_LINE = re.compile(r"^(?P<status>PASS|FAIL|SKIP) {2}(?P<name>.{22}) +(?P<ms>\d+ ms|-)(?: .*)?$")
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def run_smoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    child_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in PROXY_VARIABLES and k != "SMOKE_TOKEN"
+    }
+    child_env["PYTHONPATH"] = f"{ROOT / 'functions'}:{ROOT}"
+    child_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.smoke", *args],
+        cwd=ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def step_lines(stdout: str) -> list[tuple[str, str]]:
+    """(status, step name) of each step line, in order."""
+    found = []
+    for line in stdout.splitlines():
+        match = STEP_LINE.match(line)
+        if match:
+            found.append((match["status"], match["name"].strip()))
+    return found
+
+
+# -- a fault-injecting proxy ---------------------------------------------------------------
+
+# What a hook returns for one request: None passes it through, an int answers it with that
+# status (a JSON error body), bytes replace the request body sent upstream.
+Hook = Callable[[str, str, bytes], int | bytes | None]
+RELAYED_HEADERS = ("content-type", "location", "link", "x-request-id")
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class FaultyProxy:
+    upstream: str
+    hook: Hook
+    seen: list[Seen] = field(default_factory=list)
+
+    def __enter__(self) -> FaultyProxy:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                proxy.seen.append(
+                    Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+                )
+                verdict = proxy.hook(self.command, self.path, body)
+                if isinstance(verdict, int):
+                    self._reply(verdict, {"content-type": "application/json"}, b'{"detail":"x"}')
+                    return
+                if isinstance(verdict, bytes):
+                    body = verdict
+                forwarded = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length", "connection")
+                }
+                upstream = httpx.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    headers=forwarded,
+                    content=body or None,
+                    timeout=15,
+                )
+                headers = {h: upstream.headers[h] for h in RELAYED_HEADERS if h in upstream.headers}
+                self._reply(upstream.status_code, headers, upstream.content)
+
+            def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _any
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+# -- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sqlite_server(sqlite_url: str) -> Iterator[httpx.Client]:
+    """uvicorn on the session's SQLite database, for this module."""
+    with uvicorn_client(sqlite_url) as client:
+        yield client
+
+
+@pytest.fixture
+def server(sqlite_server: httpx.Client, sqlite_url: str) -> httpx.Client:
+    empty_tables(sqlite_url)
+    return sqlite_server
+
+
+def base_url(client: httpx.Client) -> str:
+    return str(client.base_url).rstrip("/")
+
+
+def assert_all_passed(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert step_lines(result.stdout) == [("PASS", name) for name in STEPS], result.stdout
+    assert result.stdout.splitlines()[-1].startswith("OK ")
+
+
+# -- passing runs --------------------------------------------------------------------------
+
+
+def test_passes_against_uvicorn_on_sqlite_and_leaves_nothing_behind(server: httpx.Client) -> None:
+    result = run_smoke(base_url(server) + "/")
+    assert_all_passed(result)
+    assert server.get("/users").json() == []
+
+
+@pytest.mark.postgres
+def test_passes_against_uvicorn_on_postgresql(clean_pg: str) -> None:
+    with uvicorn_client(clean_pg) as client:
+        result = run_smoke(base_url(client))
+        assert_all_passed(result)
+        assert client.get("/users").json() == []
+
+
+# Through the Lambda handler too, when this tree has the local Lambda server
+# (devtools/lambda_server.py: each request becomes an API Gateway HTTP API event).
+if importlib.util.find_spec("devtools.lambda_server") is not None:
+
+    def test_passes_against_the_local_lambda_server(sqlite_url: str) -> None:
+        from tests.support.serving import lambda_server_client
+
+        empty_tables(sqlite_url)
+        with lambda_server_client(sqlite_url) as client:
+            assert_all_passed(run_smoke(base_url(client)))
+            assert client.get("/users").json() == []
+
+
+def test_reads_the_url_from_a_cdk_outputs_file(server: httpx.Client, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs-dev.json"
+    outputs.write_text(
+        json.dumps({"UsersApi-dev": {"ApiUrl": base_url(server) + "/", "FunctionName": "f"}})
+    )
+    assert_all_passed(run_smoke("--outputs-file", str(outputs)))
+
+
+def test_sends_the_token_on_every_request(server: httpx.Client) -> None:
+    with FaultyProxy(base_url(server), lambda *_: None) as proxy:
+        result = run_smoke(proxy.url, "--timeout", "5", env={"SMOKE_TOKEN": "s3cret-token"})
+    assert_all_passed(result)
+    assert len(proxy.seen) >= len(STEPS)
+    assert {s.headers.get("authorization") for s in proxy.seen} == {"Bearer s3cret-token"}
+    assert "s3cret-token" not in result.stdout + result.stderr
+
+
+# -- failing runs --------------------------------------------------------------------------
+
+
+def test_a_failed_step_is_named_the_rest_skipped_and_the_user_deleted(
+    server: httpx.Client,
+) -> None:
+    def fail_patch(method: str, _path: str, _body: bytes) -> int | None:
+        return 500 if method == "PATCH" else None
+
+    with FaultyProxy(base_url(server), fail_patch) as proxy:
+        result = run_smoke(proxy.url, "--token", "t0ken")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = step_lines(result.stdout)
+    failed_at = STEPS.index("update user")
+    assert lines == [
+        *[("PASS", name) for name in STEPS[:failed_at]],
+        ("FAIL", "update user"),
+        *[("SKIP", name) for name in STEPS[failed_at + 1 :]],
+    ], result.stdout
+    assert "expected 200, got 500" in result.stdout
+    assert re.search(r"^CLEAN +delete user \d+ ", result.stdout, re.MULTILINE), result.stdout
+    assert result.stdout.splitlines()[-1].startswith("FAILED update user")
+    # The cleanup went through the same proxy, with the token.
+    assert proxy.seen[-1].method == "DELETE"
+    assert proxy.seen[-1].headers["authorization"] == "Bearer t0ken"
+    assert server.get("/users").json() == []
+
+
+def test_every_user_created_is_deleted_even_a_wrongly_accepted_duplicate(
+    server: httpx.Client,
+) -> None:
+    posts = 0
+
+    def unique_second_email(method: str, _path: str, body: bytes) -> bytes | None:
+        """The second create reaches the server with another address, so it succeeds."""
+        nonlocal posts
+        if method != "POST":
+            return None
+        posts += 1
+        if posts < 2:
+            return None
+        return json.dumps({**json.loads(body), "email": "other@example.com"}).encode()
+
+    with FaultyProxy(base_url(server), unique_second_email) as proxy:
+        result = run_smoke(proxy.url)
+    assert result.returncode == 1, result.stdout
+    assert ("FAIL", "duplicate email 409") in step_lines(result.stdout)
+    assert "expected 409, got 201" in result.stdout
+    assert len(re.findall(r"^CLEAN ", result.stdout, re.MULTILINE)) == 2, result.stdout
+    assert server.get("/users").json() == []
+
+
+def test_an_unhealthy_api_fails_at_health_and_creates_nothing(server: httpx.Client) -> None:
+    def database_down(_method: str, path: str, _body: bytes) -> int | None:
+        return 503 if path == "/health" else None
+
+    with FaultyProxy(base_url(server), database_down) as proxy:
+        result = run_smoke(proxy.url)
+    assert result.returncode == 1
+    lines = step_lines(result.stdout)
+    assert lines[0] == ("FAIL", "health")
+    assert {status for status, _ in lines[1:]} == {"SKIP"}
+    assert [(s.method, s.path) for s in proxy.seen] == [("GET", "/health")]
+    assert "CLEAN" not in result.stdout
+
+
+def test_an_unreachable_url_fails_at_health() -> None:
+    result = run_smoke(f"http://127.0.0.1:{free_port()}", "--timeout", "2")
+    assert result.returncode == 1
+    assert step_lines(result.stdout)[0] == ("FAIL", "health")
+    assert "refused" in result.stdout.lower()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["ftp://example.com"],
+        ["http://127.0.0.1:9/?x=1"],
+        ["http://127.0.0.1:9", "--timeout", "0"],
+        ["http://127.0.0.1:9", "--outputs-file", "outputs-dev.json"],
+    ],
+)
+def test_bad_arguments_exit_2(args: list[str]) -> None:
+    result = run_smoke(*args)
+    assert result.returncode == 2
+    assert "error:" in result.stderr
+
+
+def test_api_url_from_outputs(tmp_path: Path) -> None:
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"A": {"ApiUrl": "https://a/"}, "B": {"ApiUrl": "https://b/"}}))
+    assert api_url_from_outputs(path, "B") == "https://b/"
+    with pytest.raises(ValueError, match="expected one stack"):
+        api_url_from_outputs(path)
+    with pytest.raises(ValueError, match="no ApiUrl output for stack 'C'"):
+        api_url_from_outputs(path, "C")
+    with pytest.raises(ValueError, match="cannot read"):
+        api_url_from_outputs(tmp_path / "missing.json")
