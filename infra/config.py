@@ -87,6 +87,9 @@ class StageSettings:
     # below). Invocations beyond it are throttled by Lambda (an API error, and the
     # FunctionThrottles alarm) instead of exhausting the database's connections.
     function_reserved_concurrency: int
+    # Lambda SnapStart (opt-in): the API is served by a published version behind the alias
+    # `live`; imports, the engine object and a warm-up request happen before the snapshot.
+    snap_start: bool
     db_connect_timeout_seconds: int
     db_statement_timeout_seconds: int
     log_level: str
@@ -210,6 +213,7 @@ DEV = StageSettings(
     # 20 concurrent invocations (20 connections at most) leave 80 spare, so even an
     # instance reporting a quarter fewer connections than the formula keeps a wide margin.
     function_reserved_concurrency=20,
+    snap_start=False,
     db_connect_timeout_seconds=5,
     db_statement_timeout_seconds=10,
     log_level="DEBUG",
@@ -254,6 +258,7 @@ PROD = StageSettings(
     # 100 concurrent invocations (100 connections at most) use under a third of it; at
     # ~100 ms a request that is ~1000 requests/s, five times the default-route throttle.
     function_reserved_concurrency=100,
+    snap_start=False,
     db_connect_timeout_seconds=5,
     db_statement_timeout_seconds=10,
     log_level="INFO",

@@ -73,7 +73,7 @@ class UsersApiStack(Stack):
             self,
             "HttpApi",
             settings=settings,
-            handler=self.api_function.function,
+            handler=self.api_function.entry,
             authorizer=self.auth.authorizer if self.auth else None,
         )
         self.monitoring = Monitoring(

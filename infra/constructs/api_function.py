@@ -3,7 +3,8 @@
 It sits in the isolated subnets and may only talk to the proxy (its security group has one
 egress rule). It connects as the least-privileged application role with an IAM auth token
 it signs locally: its environment holds no secret, and its IAM policy allows
-`rds-db:connect` to that proxy as that role alone.
+`rds-db:connect` to that proxy as that role alone. With SnapStart on (a stage setting), API
+Gateway invokes the alias `live` of the latest published version.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class ApiFunction(Construct):
             security_groups=[self.security_group],
             log_group=self.log_group,
             role=self.role,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
             environment={
                 "DB_HOST": proxy.endpoint,
                 "DB_PORT": str(DB_PORT),
@@ -106,6 +108,13 @@ class ApiFunction(Construct):
             },
         )
         proxy.grant_connect(self.function, APP_DB_USER)
+        # What API Gateway invokes: with SnapStart, a published version (snapshots exist only
+        # for versions) behind a stable alias; otherwise $LATEST.
+        self.entry: lambda_.IFunction = self.function
+        if settings.snap_start:
+            self.entry = lambda_.Alias(
+                self, "Live", alias_name="live", version=self.function.current_version
+            )
         # A stable name for `sam local invoke UsersApiFunction` on the synthesized template.
         cfn_function = self.function.node.default_child
         assert isinstance(cfn_function, lambda_.CfnFunction)
