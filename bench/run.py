@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -39,7 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "functions" / "users_api"
 FLOOR_SOURCE = Path(__file__).resolve().parent / "floor_handler.py"
 REQUIREMENTS = ROOT / "requirements" / "function.txt"
-BUNDLE_CACHE = ROOT / ".build" / "bench-bundle"
 PROXY_DELAY_S = 0.0005  # one way, per chunk: the function-to-RDS-Proxy hop
 FUNCTION_NAME = "UsersApiFunction"
 # As the CDK bundler compiles: the asset zip resets timestamps, so hash-based .pyc.
@@ -575,84 +573,6 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def _find_built_bundle() -> Path | None:
-    """The newest bundle the CDK app built: a synthesized asset, or its bundler's cache."""
-    handlers = [
-        *(ROOT / "cdk.out").glob("**/asset.*/users_api/handler.py"),
-        *(ROOT / ".build" / "lambda-bundles").glob("*/users_api/handler.py"),
-    ]
-    if not handlers:
-        return None
-    return max((h.parent.parent for h in handlers), key=lambda p: p.stat().st_mtime)
-
-
-def _bundle_key() -> str:
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes())
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _build_bundle() -> Path:
-    """The CDK bundler's recipe (arm64 / CPython 3.12 wheels, the package, byte-compiled)."""
-    key = _bundle_key()
-    stamp = BUNDLE_CACHE / ".key"
-    if stamp.is_file() and stamp.read_text() == key:
-        return BUNDLE_CACHE
-    shutil.rmtree(BUNDLE_CACHE, ignore_errors=True)
-    BUNDLE_CACHE.mkdir(parents=True)
-    log(f"building a bundle into {BUNDLE_CACHE.relative_to(ROOT)} (pip, linux arm64 wheels)")
-    platforms = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "--target",
-            str(BUNDLE_CACHE),
-            "--only-binary=:all:",
-            "--implementation",
-            "cp",
-            "--python-version",
-            "3.12",
-            *(arg for p in platforms for arg in ("--platform", p)),
-            "--no-deps",
-            "-r",
-            str(REQUIREMENTS),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    shutil.copytree(
-        PACKAGE_DIR, BUNDLE_CACHE / "users_api", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("bin", "include"):
-        shutil.rmtree(BUNDLE_CACHE / name, ignore_errors=True)
-    subprocess.run(
-        [*COMPILE_ALL, str(BUNDLE_CACHE)],
-        check=True,
-    )
-    stamp.write_text(key)
-    return BUNDLE_CACHE
-
-
-def _stable_size(path: Path, tries: int = 10) -> int:
-    """The size of a directory that another process may still be writing (cdk synth)."""
-    size = _dir_size(path)
-    for _ in range(tries):
-        time.sleep(1)
-        again = _dir_size(path)
-        if again == size:
-            return size
-        size = again
-    raise RuntimeError(f"{path} keeps changing")
-
-
 def _zipped_size(path: Path) -> int:
     with tempfile.TemporaryFile() as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -662,48 +582,29 @@ def _zipped_size(path: Path) -> int:
         return tmp.tell()
 
 
-def _stripped_so_size(path: Path) -> int | None:
-    """What the bundle's shared objects would weigh without debug info (an estimate, made on
-    copies), when a strip tool that reads arm64 ELF files is on PATH."""
-    tool = shutil.which("llvm-strip") or shutil.which("aarch64-linux-gnu-strip")
-    if tool is None:
-        return None
-    total = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "lib.so"
-        for so in path.rglob("*.so"):
-            shutil.copyfile(so, copy)
-            subprocess.run([tool, "--strip-debug", str(copy)], check=True, capture_output=True)
-            total += copy.stat().st_size
-    return total
+def _bundle() -> tuple[Path, str]:
+    """The Lambda bundle of the current sources: the CDK bundler's cache entry (the same
+    recipe, keyed by the same input hash), built with that recipe when missing."""
+    from infra import bundling  # starts jsii (Node): only imported when the bundle is needed
 
-
-def _same_source(asset: Path) -> bool:
-    for source in PACKAGE_DIR.rglob("*.py"):
-        copy = asset / "users_api" / source.relative_to(PACKAGE_DIR)
-        if not copy.is_file() or copy.read_bytes() != source.read_bytes():
-            return False
-    return True
+    cache = bundling.bundle_cache_root() or ROOT / ".build" / "lambda-bundles"
+    path = cache / bundling.source_hash()
+    if path.is_dir():
+        return path, "the CDK bundler's cache"
+    log(f"building the bundle into {path.relative_to(ROOT)} (the CDK bundler's recipe)")
+    staging = path.with_name(path.name + ".bench.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    bundling.build_bundle(staging)
+    staging.rename(path)
+    return path, "built by the benchmark with the CDK bundler's recipe"
 
 
 def bundle_report(zipped: bool) -> dict[str, Any]:
-    """The bundle's size; `zipped` also zips it and estimates stripped shared objects."""
-    origin = "built by the CDK app"
+    """The bundle's size; `zipped` also zips it."""
     try:
-        path = _find_built_bundle()
-        if path is None:
-            raise FileNotFoundError("no bundle under cdk.out/ or .build/lambda-bundles/")
-        total = _stable_size(path)
-    except (OSError, RuntimeError) as exc:
-        log(f"bundle: {exc}; using the benchmark's own build")
-        origin = "built by the benchmark"
-        try:
-            path = _build_bundle()
-        except subprocess.CalledProcessError as build_error:
-            return {"error": f"no bundle: {build_error}: {(build_error.stderr or '')[-800:]}"}
-        except OSError as build_error:
-            return {"error": f"no bundle: {build_error}"}
-        total = _dir_size(path)
+        path, origin = _bundle()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return {"error": f"no bundle: {exc}"}
     by_kind: dict[str, int] = defaultdict(int)
     for file in path.rglob("*"):
         if file.is_file():
@@ -718,10 +619,8 @@ def bundle_report(zipped: bool) -> dict[str, Any]:
     return {
         "origin": origin,
         "path": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
-        "users_api_matches_source": _same_source(path),
-        "unzipped_bytes": total,
+        "unzipped_bytes": _dir_size(path),
         "zipped_bytes": _zipped_size(path) if zipped else None,
-        "so_stripped_bytes": _stripped_so_size(path) if zipped else None,
         "by_kind": dict(by_kind),
         "largest": packages[:10],
     }
@@ -859,17 +758,8 @@ def format_report(report: dict[str, Any]) -> str:
             f"{kind} {mib(size):.1f}"
             for kind, size in sorted(bundle["by_kind"].items(), key=lambda item: -item[1])
         )
-        w(
-            f"BUNDLE ({bundle['origin']}: {bundle['path']}; users_api matches the source: "
-            f"{'yes' if bundle['users_api_matches_source'] else 'NO'})"
-        )
+        w(f"BUNDLE ({bundle['origin']}: {bundle['path']})")
         w(f"  {mib(bundle['unzipped_bytes']):.1f} MiB unzipped{zipped}; by kind (MiB): {kinds}")
-        if bundle.get("so_stripped_bytes"):
-            w(
-                f"  the .so files without debug info (strip --strip-debug, on copies): "
-                f"{mib(bundle['so_stripped_bytes']):.1f} MiB instead of "
-                f"{mib(bundle['by_kind'].get('.so', 0)):.1f}"
-            )
         w("  largest top-level entries:")
         for item in bundle["largest"]:
             w(f"    {mib(item['bytes']):7.2f} MiB  {item['name']}")
