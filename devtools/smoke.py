@@ -12,7 +12,10 @@ line with its timing:
     PASS  create user              41 ms
 
 The exit code is 0 when every step passed, 1 when one failed (the steps after it are
-skipped: each builds on the one before), 2 for bad arguments. Whatever it created is deleted
+skipped: each builds on the one before), 2 for bad arguments. Without a token, against an
+API that requires one for writes (401), the run checks what it can (health, and that the
+write is refused), prints `AUTH` for the create step, skips the rest and exits 0, or 1 with
+`--require-writes`. Whatever it created is deleted
 again in a `finally`, even when a step failed; a user it could not delete is reported by id.
 
 Standard library only (urllib): it runs as is in a pipeline's post-deploy step or on any
@@ -57,6 +60,10 @@ STEPS = (
 
 class StepFailed(Exception):
     """A step's check did not hold; the message says what was expected and what came back."""
+
+
+class WritesNeedToken(Exception):
+    """No token was given and the API refused a write with 401: writes are protected."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ class Client:
     base_url: str
     token: str | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    require_writes: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _count: int = 0
 
@@ -188,6 +196,10 @@ class Report:
         started = time.perf_counter()
         try:
             yield
+        except WritesNeedToken as refused:
+            self.steps[name] = "AUTH"
+            self.line("AUTH", name, (time.perf_counter() - started) * 1000, str(refused))
+            raise
         except StepFailed as failure:
             self._fail(name, started, str(failure))
             raise
@@ -216,13 +228,24 @@ def run(client: Client, out: TextIO = sys.stdout) -> int:
     started = time.perf_counter()
     email = f"smoke-{client.run_id}@example.com"
     name = f"Smoke Test {client.run_id}"
+    writes_refused = False
     try:
         _steps(client, report, created, email=email, name=name)
     except StepFailed:
         report.skip_rest()
+    except WritesNeedToken:
+        writes_refused = True
+        report.skip_rest()
     finally:
         _clean_up(client, report, created)
     total_ms = (time.perf_counter() - started) * 1000
+    if writes_refused and not report.failed:
+        verdict = "FAILED" if client.require_writes else "OK    "
+        out.write(
+            f"{verdict} healthy; writes need a token (401 without one): pass --token or "
+            f"${TOKEN_ENV} to run the write steps against {client.base_url} ({total_ms:.0f} ms)\n"
+        )
+        return 1 if client.require_writes else 0
     if report.failed:
         failed = [n for n, s in report.steps.items() if s == "FAIL"] or ["cleanup"]
         out.write(f"FAILED {', '.join(failed)} against {client.base_url} ({total_ms:.0f} ms)\n")
@@ -240,6 +263,8 @@ def _steps(client: Client, report: Report, created: list[int], *, email: str, na
 
     with report.step("create user"):
         response = client.request("POST", "/users", {"name": name, "email": email})
+        if response.status == 401 and not client.token:
+            raise WritesNeedToken("POST /users: 401 without a token, as it should be")
         remember_created(response, created)
         response.expect(201)
         user = check_user(response.json(), "POST /users")
@@ -377,6 +402,11 @@ def parse_args(argv: list[str] | None) -> Client:
         help=f"Bearer token sent on every request (default: ${TOKEN_ENV})",
     )
     parser.add_argument(
+        "--require-writes",
+        action="store_true",
+        help="fail (exit 1) when writes need a token and none was given",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT_S,
@@ -389,7 +419,12 @@ def parse_args(argv: list[str] | None) -> Client:
         parser.error("--timeout must be positive")
     try:
         url = args.url or api_url_from_outputs(args.outputs_file, args.stack)
-        return Client(_check_base_url(url), token=args.token, timeout_s=args.timeout)
+        return Client(
+            _check_base_url(url),
+            token=args.token,
+            timeout_s=args.timeout,
+            require_writes=args.require_writes,
+        )
     except ValueError as exc:
         parser.error(str(exc))
 

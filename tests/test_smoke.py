@@ -26,10 +26,12 @@ import pytest
 from devtools.smoke import STEPS, api_url_from_outputs
 from tests.conftest import empty_tables
 from tests.support.postgres import free_port
-from tests.support.serving import uvicorn_client
+from tests.support.serving import UVICORN_ARGS, server_process, uvicorn_client
 
 ROOT = Path(__file__).resolve().parents[1]
-STEP_LINE = re.compile(r"^(?P<status>PASS|FAIL|SKIP) {2}(?P<name>.{22}) +(?P<ms>\d+ ms|-)(?: .*)?$")
+STEP_LINE = re.compile(
+    r"^(?P<status>PASS|FAIL|SKIP|AUTH) {2}(?P<name>.{22}) +(?P<ms>\d+ ms|-)(?: .*)?$"
+)
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
@@ -183,6 +185,23 @@ def test_passes_against_uvicorn_on_postgresql(clean_pg: str) -> None:
     with uvicorn_client(clean_pg) as client:
         result = run_smoke(base_url(client))
         assert_all_passed(result)
+        assert client.get("/users").json() == []
+
+
+def test_without_a_token_a_protected_api_passes_on_what_it_can_check(sqlite_url: str) -> None:
+    """REQUIRE_AUTH=true served directly: no authorizer in front, so every write is a 401."""
+    empty_tables(sqlite_url)
+    env = {"DATABASE_URL": sqlite_url, "REQUIRE_AUTH": "true"}
+    with server_process(UVICORN_ARGS, env) as client:
+        result = run_smoke(base_url(client))
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = step_lines(result.stdout)
+        assert lines[:2] == [("PASS", "health"), ("AUTH", "create user")], result.stdout
+        assert all(status == "SKIP" for status, _ in lines[2:]), result.stdout
+        assert "writes need a token" in result.stdout.splitlines()[-1]
+        strict = run_smoke(base_url(client), "--require-writes")
+        assert strict.returncode == 1, strict.stdout
+        assert strict.stdout.splitlines()[-1].startswith("FAILED")
         assert client.get("/users").json() == []
 
 
