@@ -103,18 +103,13 @@ def prepare_database(url: str) -> None:
 
     from bench.routes import SEEDED_USERS
     from tests.support.postgres import run
-    from users_api.db import create_engine
-    from users_api.migrate import migrate
+    from users_api.migrate import migrate_database
     from users_api.settings import Settings
 
     sa_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
     async def upgrade_and_seed() -> None:
-        engine = create_engine(Settings(database_url=sa_url, db_nullpool=True))
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
+        await migrate_database(Settings(database_url=sa_url, db_nullpool=True))
         conn = await asyncpg.connect(url)
         try:
             await conn.execute(

@@ -45,41 +45,23 @@ def pg_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_url(pg_server: str) -> Iterator[str]:
     """A migrated PostgreSQL database of this test session, as a SQLAlchemy URL."""
-    from users_api.db import create_engine
-    from users_api.migrate import migrate
+    from users_api.migrate import migrate_database
     from users_api.settings import Settings
 
     with scratch_database(pg_server, f"users_api_test_{os.getpid()}") as url:
         sa_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-        async def upgrade() -> None:
-            engine = create_engine(Settings(database_url=sa_url, db_nullpool=True))
-            try:
-                await migrate(engine)
-            finally:
-                await engine.dispose()
-
-        run(upgrade())
+        run(migrate_database(Settings(database_url=sa_url, db_nullpool=True)))
         yield sa_url
 
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from users_api.db import create_engine
-    from users_api.migrate import migrate
+    from users_api.migrate import migrate_database
     from users_api.settings import Settings
 
     path = tmp_path_factory.mktemp("sqlite") / "users.db"
     url = f"sqlite+aiosqlite:///{path}"
-
-    async def upgrade() -> None:
-        engine = create_engine(Settings(database_url=url))
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
-
-    run(upgrade())
+    run(migrate_database(Settings(database_url=url)))
     return url
 
 

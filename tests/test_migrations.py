@@ -75,22 +75,14 @@ def test_migration_handler_is_idempotent_and_creates_a_dml_only_role(
 
 def test_a_failing_migration_leaves_nothing_half_applied(pg_server: str) -> None:
     """The upgrade and the role grants are one transaction, although the engine autocommits."""
-    from users_api.db import create_engine
-    from users_api.migrate import migrate
+    from users_api.migrate import migrate_database
     from users_api.settings import Settings
 
     with scratch_database(pg_server, "users_api_migrate_atomic") as url:
-        engine_url = url.replace("postgresql://", "postgresql+asyncpg://")
-
-        async def attempt() -> None:
-            engine = create_engine(Settings(database_url=engine_url, db_nullpool=True))
-            try:
-                await migrate(engine, app_role="Not A Valid Role")
-            finally:
-                await engine.dispose()
+        settings = Settings(database_url=url.replace("postgresql://", "postgresql+asyncpg://"))
 
         with pytest.raises(ValueError, match="invalid role name"):
-            run(attempt())
+            run(migrate_database(settings, app_role="Not A Valid Role"))
 
         async def tables() -> list[str]:
             conn = await asyncpg.connect(url)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from users_api.db import create_engine
 from users_api.observability import logger
-from users_api.settings import get_settings
+from users_api.settings import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -91,17 +91,22 @@ async def migrate(engine: AsyncEngine, *, app_role: str | None = None) -> str | 
             return await conn.run_sync(_current_revision)
 
 
+async def migrate_database(settings: Settings, *, app_role: str | None = None) -> str | None:
+    """Migrate the database `settings` name, with an engine of its own."""
+    engine = create_engine(settings)
+    try:
+        return await migrate(engine, app_role=app_role)
+    finally:
+        await engine.dispose()
+
+
 async def _run() -> dict[str, Any]:
     settings = get_settings()
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings)
-    try:
-        app_role = os.environ.get("APP_DB_USER")
-        revision = await migrate(engine, app_role=app_role)
-    finally:
-        await engine.dispose()
+    app_role = os.environ.get("APP_DB_USER")
+    revision = await migrate_database(settings, app_role=app_role)
     result = {"revision": revision, "app_role": app_role, "database": url.database}
     logger.info("migrations applied", extra=result)
     return result
