@@ -9,13 +9,10 @@ Gateway invokes the alias `live` of the latest published version.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.config import (
     APP_DB_USER,
     DB_NAME,
@@ -24,10 +21,9 @@ from infra.config import (
     SERVICE_NAME,
     StageSettings,
 )
-from infra.constructs.function_role import function_role
 from infra.constructs.network import Network
 from infra.constructs.proxy import Proxy
-from infra.nag import acknowledge
+from infra.constructs.vpc_function import vpc_function
 
 HANDLER = "users_api.handler.handler"
 
@@ -57,35 +53,20 @@ class ApiFunction(Construct):
         )
         proxy.allow_from(self.security_group, "API function to RDS Proxy")
 
-        self.log_group = logs.LogGroup(
+        self.function = vpc_function(
             self,
-            "LogGroup",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
-        self.role = function_role(
-            self,
-            "Role",
-            log_group=self.log_group,
-            description="users API function: its log group, VPC ENIs",
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            description=f"users API ({settings.name})",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            handler=HANDLER,
+            settings=settings,
+            network=network,
+            security_group=self.security_group,
             code=code,
+            handler=HANDLER,
+            description=f"users API ({settings.name})",
+            role_description="users API function: its log group, VPC ENIs",
+            sam_resource_id="UsersApiFunction",
+            timeout_seconds=settings.function_timeout_seconds,
             memory_size=settings.function_memory_mb,
-            timeout=Duration.seconds(settings.function_timeout_seconds),
             # Bounded by the proxy's connection budget (see StageSettings).
             reserved_concurrent_executions=settings.function_reserved_concurrency,
-            vpc=network.vpc,
-            vpc_subnets=network.isolated_subnets,
-            security_groups=[self.security_group],
-            log_group=self.log_group,
-            role=self.role,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
             environment={
                 "DB_HOST": proxy.endpoint,
@@ -115,13 +96,3 @@ class ApiFunction(Construct):
             self.entry = lambda_.Alias(
                 self, "Live", alias_name="live", version=self.function.current_version
             )
-        # A stable name for `sam local invoke UsersApiFunction` on the synthesized template.
-        cfn_function = self.function.node.default_child
-        assert isinstance(cfn_function, lambda_.CfnFunction)
-        cfn_function.add_metadata("SamResourceId", "UsersApiFunction")
-        acknowledge(
-            self.function,
-            "AwsSolutions-L1",
-            "Python 3.12 on purpose: the bundle holds cp312 arm64 wheels and .pyc files built "
-            "for 3.12; the runtime moves together with requirements and the bundler.",
-        )

@@ -12,16 +12,13 @@ from aws_cdk import Duration, triggers
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.config import APP_DB_USER, DB_NAME, DB_PORT, SERVICE_NAME, StageSettings
 from infra.constructs.database import Database
-from infra.constructs.function_role import function_role
 from infra.constructs.network import Network
 from infra.constructs.proxy import Proxy
-from infra.nag import acknowledge
+from infra.constructs.vpc_function import vpc_function
 
 HANDLER = "users_api.migrate.handler"
 
@@ -53,33 +50,18 @@ class Migrations(Construct):
         database.allow_from(self.security_group, "migrations to PostgreSQL")
         network.allow_secrets_manager_from(self.security_group)
 
-        self.log_group = logs.LogGroup(
+        self.function = vpc_function(
             self,
-            "LogGroup",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
-        self.role = function_role(
-            self,
-            "Role",
-            log_group=self.log_group,
-            description="users API migrations: its log group, VPC ENIs, the master secret",
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            description=f"users API migrations ({settings.name})",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            handler=HANDLER,
+            settings=settings,
+            network=network,
+            security_group=self.security_group,
             code=code,
+            handler=HANDLER,
+            description=f"users API migrations ({settings.name})",
+            role_description="users API migrations: its log group, VPC ENIs, the master secret",
+            sam_resource_id="UsersApiMigrationFunction",
+            timeout_seconds=settings.migration_timeout_seconds,
             memory_size=512,
-            timeout=Duration.seconds(settings.migration_timeout_seconds),
-            vpc=network.vpc,
-            vpc_subnets=network.isolated_subnets,
-            security_groups=[self.security_group],
-            log_group=self.log_group,
-            role=self.role,
             environment={
                 "DB_HOST": database.instance.db_instance_endpoint_address,
                 "DB_PORT": str(DB_PORT),
@@ -109,14 +91,4 @@ class Migrations(Construct):
             execute_on_handler_change=True,
             execute_after=[database, proxy],
             timeout=Duration.seconds(settings.migration_timeout_seconds + 60),
-        )
-        # A stable name for `sam local invoke UsersApiMigrationFunction` (synthesized template).
-        cfn_function = self.function.node.default_child
-        assert isinstance(cfn_function, lambda_.CfnFunction)
-        cfn_function.add_metadata("SamResourceId", "UsersApiMigrationFunction")
-        acknowledge(
-            self.function,
-            "AwsSolutions-L1",
-            "Python 3.12 on purpose: the bundle holds cp312 arm64 wheels and .pyc files built "
-            "for 3.12; the runtime moves together with requirements and the bundler.",
         )
