@@ -7,13 +7,12 @@ import sys
 
 import pytest
 
-from users_api.settings import DEFAULT_SQLITE_URL, Settings, SettingsError, get_settings
+from users_api.settings import Settings, SettingsError, get_settings
 
 
 def test_local_default_is_the_embedded_sqlite() -> None:
     settings = Settings(_env_file=None)
-    assert settings.url == DEFAULT_SQLITE_URL
-    assert settings.url.startswith("sqlite+aiosqlite:///")
+    assert settings.url == "sqlite+aiosqlite:///.data/users.db"
     assert not settings.use_nullpool
 
 

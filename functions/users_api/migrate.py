@@ -8,7 +8,6 @@ it connects as the master user and leaves the API's role with DML on its tables 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -105,7 +104,7 @@ async def _run() -> dict[str, Any]:
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    app_role = os.environ.get("APP_DB_USER")
+    app_role = settings.app_db_user
     revision = await migrate_database(settings, app_role=app_role)
     result = {"revision": revision, "app_role": app_role, "database": url.database}
     logger.info("migrations applied", extra=result)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from users_api.settings import get_settings
+
 if TYPE_CHECKING:
     from aws_lambda_powertools.metrics import Metrics
 
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "users-api")
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "UsersApi")
-
-logger = Logger(service=SERVICE, level=os.environ.get("LOG_LEVEL", "INFO"))
+logger = Logger(service=get_settings().powertools_service_name, level=get_settings().log_level)
 
 
 def in_lambda() -> bool:
-    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+    return get_settings().in_lambda
 
 
 @cache
@@ -26,7 +24,11 @@ def metrics() -> Metrics:
     # Imported on first use: a local server never pays for it.
     from aws_lambda_powertools.metrics import Metrics
 
-    return Metrics(namespace=NAMESPACE, service=SERVICE)
+    settings = get_settings()
+    return Metrics(
+        namespace=settings.powertools_metrics_namespace,
+        service=settings.powertools_service_name,
+    )
 
 
 def record_db_connect(elapsed_ms: float) -> None:

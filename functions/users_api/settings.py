@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -10,11 +9,6 @@ from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-# Local default: an embedded SQLite file under the project's .data/ folder, so `make run`
-# needs no database server. PostgreSQL is the production path.
-_LOCAL_DATA_DIR = Path(os.environ.get("USERS_API_DATA_DIR", ".data"))
-DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{_LOCAL_DATA_DIR / 'users.db'}"
 
 
 class AuthMode(StrEnum):  # names of modes, not credentials
@@ -40,6 +34,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="Full SQLAlchemy URL; overrides the DB_* parts."
     )
+    # Local default: an embedded SQLite file in this folder, so `make run` needs no database
+    # server. PostgreSQL is the production path.
+    data_dir: Path = Field(default=Path(".data"), validation_alias="USERS_API_DATA_DIR")
     db_host: str | None = None
     db_port: int = Field(default=5432, ge=1, le=65535)
     db_name: str = "postgres"
@@ -63,8 +60,12 @@ class Settings(BaseSettings):
     # authorizer); off locally.
     require_auth: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    powertools_service_name: str = "users-api"  # the `service` key of logs and metrics
+    powertools_metrics_namespace: str = "UsersApi"  # CloudWatch namespace of the EMF metrics
     aws_region: str | None = Field(default=None, validation_alias="AWS_REGION")
     aws_lambda_function_name: str | None = None
+    # The migration function creates or updates this role (DML on the app's tables only).
+    app_db_user: str | None = None
 
     @model_validator(mode="after")
     def _check_auth(self) -> Self:
@@ -91,7 +92,7 @@ class Settings(BaseSettings):
             return (
                 f"postgresql+asyncpg://{self.db_user}@{self.db_host}:{self.db_port}/{self.db_name}"
             )
-        return DEFAULT_SQLITE_URL
+        return f"sqlite+aiosqlite:///{self.data_dir / 'users.db'}"
 
 
 class SettingsError(RuntimeError):
