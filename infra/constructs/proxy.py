@@ -59,6 +59,10 @@ class Proxy(Construct):
             idle_client_timeout=Duration.seconds(settings.proxy_idle_client_timeout_seconds),
             max_connections_percent=settings.proxy_max_connections_percent,
             max_idle_connections_percent=settings.proxy_max_idle_connections_percent,
+            # A client waits at most this long for a database connection (120 s by default):
+            # with the database down the API answers 503 within its connect timeout instead
+            # of holding the invocation until Lambda's own timeout.
+            borrow_timeout=Duration.seconds(settings.db_connect_timeout_seconds),
             debug_logging=False,
         )
         # The proxy -> database leg: IAM auth as the application role, nothing else.

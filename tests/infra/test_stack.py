@@ -207,6 +207,8 @@ def test_proxy_requires_tls_and_end_to_end_iam_auth(synth: Synth) -> None:
             "ConnectionPoolConfigurationInfo": {
                 "MaxConnectionsPercent": settings.proxy_max_connections_percent,
                 "MaxIdleConnectionsPercent": settings.proxy_max_idle_connections_percent,
+                # the database down: 503 within the API's connect timeout, not in 120 s
+                "ConnectionBorrowTimeout": settings.db_connect_timeout_seconds,
             },
         },
     )
