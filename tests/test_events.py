@@ -9,7 +9,6 @@ virtualenv present) that the stored templates are still what `sam local generate
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +17,12 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from tests.support.sam import SAM, sam_env
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 TEMPLATES = EVENTS / "templates"
 GENERATOR = EVENTS / "generate.py"
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
 
 KINDS = {
     # folder: (template file, payload version)
@@ -222,25 +222,7 @@ def test_generator_reproduces_the_committed_events(tmp_path: Path) -> None:
 def test_templates_are_what_sam_generates(generator: str, template: str, tmp_path: Path) -> None:
     if not SAM.exists():
         pytest.skip("SAM CLI not installed: `make .venv-sam/.installed` builds .venv-sam")
-    # SAM CLI asks the package index for its newest version after a command unless its
-    # metadata says it checked within a week: a stamp in the future turns that off.
-    home = tmp_path / "sam-home"
-    home.mkdir()
-    (home / "metadata.json").write_text(
-        json.dumps({"telemetryEnabled": False, "lastVersionCheck": 4102444800.0})
-    )
-    env = {
-        **os.environ,
-        "SAM_CLI_TELEMETRY": "0",
-        "__SAM_CLI_APP_DIR": str(home),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-    }
+    env = sam_env(tmp_path / "sam-home")
     result = subprocess.run(
         [str(SAM), "local", "generate-event", "apigateway", generator],
         cwd=tmp_path,

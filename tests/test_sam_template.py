@@ -13,7 +13,6 @@ stack gets as far as needing a container runtime.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,12 +26,12 @@ from devtools.sam_template import (
     strip_template,
     write_sam_template,
 )
+from tests.support.sam import SAM, sam_env
 from tests.support.synth import synthesize_bundled_dev
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
 FUNCTIONS = {
     "UsersApiFunction": "users_api.handler.handler",
     "UsersApiMigrationFunction": "users_api.migrate.handler",
@@ -157,31 +156,6 @@ def test_cli_fails_clearly_without_the_template(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "make synth" in result.stderr
-
-
-def sam_env(home: Path) -> dict[str, str]:
-    """sam.mk's environment for sam: no telemetry, no update check, nothing off loopback."""
-    home.mkdir(exist_ok=True)
-    (home / "metadata.json").write_text(
-        json.dumps({"telemetryEnabled": False, "lastVersionCheck": 4102444800.0})
-    )
-    return {
-        **os.environ,
-        "SAM_CLI_TELEMETRY": "0",
-        "__SAM_CLI_APP_DIR": str(home),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_CONFIG_FILE": os.devnull,
-        # No container runtime, whatever this machine has: sam must stop there, and never
-        # pull an image.
-        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
-    }
 
 
 def test_sam_local_invoke_reads_the_copy_and_stops_at_the_container_runtime(
