@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "functions" / "users_api"
 FLOOR_SOURCE = Path(__file__).resolve().parent / "floor_handler.py"
@@ -43,16 +45,6 @@ FUNCTION_NAME = "UsersApiFunction"
 # As the CDK bundler compiles: the asset zip resets timestamps, so hash-based .pyc.
 COMPILE_ALL = (sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash")
 WATCHED_IMPORTS = ("boto3", "botocore", "alembic", "mako", "uvicorn", "httpx", "pydantic_settings")
-
-# Nothing may reach AWS or anything but loopback: fake credentials, no metadata lookups.
-SAFE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 
 # The targets of the issue, reported against (never enforced).
 TARGET_WARM_RATIO = 1.15
@@ -265,7 +257,7 @@ def run_warm(
 
 
 def _child_env(code_path: list[Path], database_url: str) -> dict[str, str]:
-    env = {**os.environ, **SAFE_ENV}
+    env = {**os.environ, **FAKE_AWS_CREDENTIALS}
     env.pop("PYTHONPYCACHEPREFIX", None)
     env.update(
         PYTHONPATH=os.pathsep.join(str(p) for p in [*code_path, ROOT]),
@@ -839,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
     cold_runs = args.cold_runs or (3 if args.quick else 7)
     warmup = 3 if args.quick else 10
 
-    os.environ.update(SAFE_ENV)
+    os.environ.update(FAKE_AWS_CREDENTIALS)
     os.environ["AWS_LAMBDA_FUNCTION_NAME"] = FUNCTION_NAME  # NullPool, as inside Lambda
     for name in ("AWS_PROFILE", "DB_HOST", "DB_NULLPOOL", "API_ROOT_PATH"):
         os.environ.pop(name, None)

@@ -15,6 +15,24 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 ACCOUNT_ID = "123456789012"
+
+# Fake credentials and no instance-metadata lookups: whatever runs locally with these can
+# sign requests but never authenticate anywhere (tests, benchmarks, local invocations).
+FAKE_AWS_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+# ... and every AWS endpoint on a closed loopback port, no profile files (outside moto).
+OFFLINE_AWS = {
+    **FAKE_AWS_CREDENTIALS,
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    "AWS_CONFIG_FILE": "/dev/null",
+}
 API_ID = "local"
 
 

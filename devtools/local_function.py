@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import os
 import platform
 import re
 import sys
@@ -29,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from devtools.lambda_runtime import OFFLINE_AWS
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
@@ -54,18 +55,6 @@ HOST_VARIABLES = frozenset(
     | {"SSL_CERT_FILE", "SSL_CERT_DIR", "VIRTUAL_ENV"}
 )
 HOST_PREFIXES = ("LC_", "PYTHON")
-# Nothing may reach AWS: fake credentials, every endpoint on a closed loopback port.
-OFFLINE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_CONFIG_FILE": os.devnull,
-}
 SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN")
 _URL_PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
 _MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}

@@ -12,22 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 from tests.support.postgres import postgres_server, run, scratch_database
 from tests.support.serving import Configure
 
 # Before anything imports boto3: no real credentials, no instance-metadata lookups, so no
 # code path can reach anything but loopback.
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "UsersApiTest",
-    }
-)
+os.environ.update(FAKE_AWS_CREDENTIALS)
+os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "UsersApiTest"
 for _name in ("AWS_PROFILE", "AWS_LAMBDA_FUNCTION_NAME", "DATABASE_URL", "DB_HOST"):
     os.environ.pop(_name, None)
 

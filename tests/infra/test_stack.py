@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -390,30 +391,23 @@ def test_api_function_never_sees_a_secret(synth: Synth) -> None:
     assert api_id not in json.dumps(synth.of_type("AWS::SecretsManager::ResourcePolicy"))
 
 
-def test_dev_is_destroyed_with_the_stack(dev: Synth) -> None:
-    _, db = dev.one("AWS::RDS::DBInstance")
-    assert db["Properties"]["DeletionProtection"] is False
+@pytest.mark.parametrize(
+    ("stage", "protected", "policy"), [("dev", False, "Delete"), ("prod", True, "Retain")]
+)
+def test_dev_is_destroyed_with_the_stack_and_prod_is_protected_and_retained(
+    synth_stage: Callable[[str], Synth], stage: str, protected: bool, policy: str
+) -> None:
+    synth = synth_stage(stage)
+    _, db = synth.one("AWS::RDS::DBInstance")
+    assert db["Properties"]["DeletionProtection"] is protected
     for resource_type in (
         "AWS::RDS::DBInstance",
         "AWS::SecretsManager::Secret",
         "AWS::Logs::LogGroup",
     ):
-        for logical_id, resource in dev.of_type(resource_type).items():
-            assert resource.get("DeletionPolicy") == "Delete", logical_id
-            assert resource.get("UpdateReplacePolicy") == "Delete", logical_id
-
-
-def test_prod_is_protected_and_retained(prod: Synth) -> None:
-    _, db = prod.one("AWS::RDS::DBInstance")
-    assert db["Properties"]["DeletionProtection"] is True
-    for resource_type in (
-        "AWS::RDS::DBInstance",
-        "AWS::SecretsManager::Secret",
-        "AWS::Logs::LogGroup",
-    ):
-        for logical_id, resource in prod.of_type(resource_type).items():
-            assert resource.get("DeletionPolicy") == "Retain", logical_id
-            assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
+        for logical_id, resource in synth.of_type(resource_type).items():
+            assert resource.get("DeletionPolicy") == policy, logical_id
+            assert resource.get("UpdateReplacePolicy") == policy, logical_id
 
 
 def test_every_log_group_has_the_stage_retention(synth: Synth) -> None:

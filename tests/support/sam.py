@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from devtools.lambda_runtime import OFFLINE_AWS
+
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 
@@ -22,15 +24,7 @@ def sam_env(home: Path) -> dict[str, str]:
         **os.environ,
         "SAM_CLI_TELEMETRY": "0",
         "__SAM_CLI_APP_DIR": str(home),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_CONFIG_FILE": os.devnull,
+        **OFFLINE_AWS,
         # No container runtime, whatever this machine has: sam must stop there, and never
         # pull an image.
         "DOCKER_HOST": "unix:///nonexistent/docker.sock",
