@@ -5,21 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from users_api.models import EMAIL_MAX, NAME_MAX
 
 MAX_ID = 2**63 - 1
 
 
-def _lower_domain(email: str) -> str:
-    # email-validator already lower-cases the domain; this makes the contract explicit.
-    local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.lower()}"
-
-
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
-Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX), AfterValidator(_lower_domain)]
+# EmailStr returns email-validator's normalized form: the domain lower-cased, the local part
+# kept as given (uniqueness ignores its case through the lower(email) index).
+Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
 
 
 class UserCreate(BaseModel):
