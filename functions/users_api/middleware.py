@@ -8,7 +8,6 @@ the database is the cause), and writes one JSON access-log line.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 import uuid
@@ -16,7 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from users_api.errors import DB_UNAVAILABLE, INTERNAL_ERROR, is_db_unavailable
+from users_api.errors import DB_UNAVAILABLE, INTERNAL_ERROR, error_response, is_db_unavailable
 from users_api.observability import logger, record_request
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -78,7 +77,6 @@ class RequestMiddleware:
             # server's root path, which FastAPI puts back into /docs and the OpenAPI servers.
             scope["root_path"] = self.root_path
         request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         response_started = False
         received = 0
@@ -103,18 +101,7 @@ class RequestMiddleware:
             return message
 
         async def answer(code: int, detail: str) -> None:
-            body = json.dumps({"detail": detail}).encode()
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": code,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
+            await error_response(code, detail)(scope, receive, send_with_id)
 
         try:
             length = _content_length(scope)
