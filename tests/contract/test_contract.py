@@ -1,4 +1,4 @@
-"""The HTTP contract (shared/api-contract.md), run unchanged against every serving."""
+"""The HTTP contract (docs/api-contract.md), run unchanged against every serving."""
 
 from __future__ import annotations
 
