@@ -3,6 +3,7 @@
     python -m devtools.smoke https://abc123.execute-api.eu-west-1.amazonaws.com/
     python -m devtools.smoke --outputs-file outputs-dev.json      # the ApiUrl `cdk deploy` wrote
     SMOKE_TOKEN=... python -m devtools.smoke URL                   # Bearer token, when auth is on
+    SMOKE_TOKEN=... SMOKE_READ_TOKEN=... python -m devtools.smoke URL  # + a read-only token
 
 It walks one user through its whole life against the base URL: health, create (with a unique
 email), read, list (finds it), update (`updated_at` advances), a second create with the same
@@ -17,6 +18,10 @@ API that requires one for writes (401), the run checks what it can (health, and 
 write is refused), prints `AUTH` for the create step, skips the rest and exits 0, or 1 with
 `--require-writes`. Whatever it created is deleted
 again in a `finally`, even when a step failed; a user it could not delete is reported by id.
+
+With a read-only token (`--read-token` or $SMOKE_READ_TOKEN: the read scope, not the write
+scope), one more step right after health checks the scopes: that token lists users (200)
+and is refused a write (403, from API Gateway's scope check or the app's own).
 
 Standard library only (urllib): it runs as is in a pipeline's post-deploy step or on any
 machine with Python 3.11+, with nothing to install.
@@ -34,7 +39,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import Message
 from pathlib import Path
@@ -43,6 +48,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT_S = 10.0
 TOKEN_ENV = "SMOKE_TOKEN"  # noqa: S105 - the name of the variable, not a token
+READ_TOKEN_ENV = "SMOKE_READ_TOKEN"  # noqa: S105 - the name of the variable, not a token
 USER_AGENT = "users-api-smoke/1"
 NAME_WIDTH = 22
 
@@ -56,6 +62,7 @@ STEPS = (
     "delete user",
     "read deleted 404",
 )
+READ_ONLY_STEP = "read-only cannot write"
 
 
 class StepFailed(Exception):
@@ -110,6 +117,7 @@ class Client:
 
     base_url: str
     token: str | None = None
+    read_token: str | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     require_writes: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -118,6 +126,17 @@ class Client:
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         self._opener = urllib.request.build_opener(_NoRedirects)
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The steps this client runs: the read-only check only with a read-only token."""
+        if self.read_token:
+            return (STEPS[0], READ_ONLY_STEP, *STEPS[1:])
+        return STEPS
+
+    def reader(self) -> Client:
+        """The same client, sending the read-only token."""
+        return replace(self, token=self.read_token, read_token=None)
 
     def request(self, method: str, path: str, body: object = None) -> Response:
         self._count += 1
@@ -181,6 +200,7 @@ class Report:
     """Prints one line per step as it finishes."""
 
     out: TextIO
+    names: tuple[str, ...] = STEPS
     failed: bool = False
     steps: dict[str, str] = field(default_factory=dict)
 
@@ -215,7 +235,7 @@ class Report:
         self.line("FAIL", name, (time.perf_counter() - started) * 1000, detail)
 
     def skip_rest(self) -> None:
-        for name in STEPS:
+        for name in self.names:
             if name not in self.steps:
                 self.steps[name] = "SKIP"
                 self.line("SKIP", name, None)
@@ -223,7 +243,7 @@ class Report:
 
 def run(client: Client, out: TextIO = sys.stdout) -> int:
     """Run every step against `client`; 0 when all passed, 1 otherwise."""
-    report = Report(out)
+    report = Report(out, client.steps)
     created: list[int] = []  # ids this run created and has not deleted yet
     started = time.perf_counter()
     email = f"smoke-{client.run_id}@example.com"
@@ -250,7 +270,9 @@ def run(client: Client, out: TextIO = sys.stdout) -> int:
         failed = [n for n, s in report.steps.items() if s == "FAIL"] or ["cleanup"]
         out.write(f"FAILED {', '.join(failed)} against {client.base_url} ({total_ms:.0f} ms)\n")
         return 1
-    out.write(f"OK     {len(STEPS)} steps passed against {client.base_url} ({total_ms:.0f} ms)\n")
+    out.write(
+        f"OK     {len(client.steps)} steps passed against {client.base_url} ({total_ms:.0f} ms)\n"
+    )
     return 0
 
 
@@ -260,6 +282,10 @@ def _steps(client: Client, report: Report, created: list[int], *, email: str, na
         body = response.json()
         check(body.get("status") == "ok", f"GET /health: status is not ok: {body!r}")
         check("x-request-id" in response.headers, "GET /health: no x-request-id header")
+
+    if client.read_token:
+        with report.step(READ_ONLY_STEP):
+            _read_only_cannot_write(client.reader(), created, email=email, name=name)
 
     with report.step("create user"):
         response = client.request("POST", "/users", {"name": name, "email": email})
@@ -321,6 +347,17 @@ def _steps(client: Client, report: Report, created: list[int], *, email: str, na
     with report.step("read deleted 404"):
         gone = client.request("GET", f"/users/{user_id}").expect(404).json()
         check("detail" in gone, f"GET /users/{user_id} 404: no detail in the body")
+
+
+def _read_only_cannot_write(reader: Client, created: list[int], *, email: str, name: str) -> None:
+    reader.request("GET", "/users?limit=1").expect(200)
+    refused = reader.request("POST", "/users", {"name": name, "email": f"read-only-{email}"})
+    remember_created(refused, created)  # a 201 here is a hole, and a user to delete
+    check(
+        refused.status == 403,
+        f"POST /users with the read-only token: expected 403, got {refused.status}: "
+        f"{refused.excerpt()}",
+    )
 
 
 def remember_created(response: Response, created: list[int]) -> None:
@@ -402,6 +439,11 @@ def parse_args(argv: list[str] | None) -> Client:
         help=f"Bearer token sent on every request (default: ${TOKEN_ENV})",
     )
     parser.add_argument(
+        "--read-token",
+        default=os.environ.get(READ_TOKEN_ENV) or None,
+        help=f"a read-only Bearer token: check it cannot write (default: ${READ_TOKEN_ENV})",
+    )
+    parser.add_argument(
         "--require-writes",
         action="store_true",
         help="fail (exit 1) when writes need a token and none was given",
@@ -422,6 +464,7 @@ def parse_args(argv: list[str] | None) -> Client:
         return Client(
             _check_base_url(url),
             token=args.token,
+            read_token=args.read_token,
             timeout_s=args.timeout,
             require_writes=args.require_writes,
         )

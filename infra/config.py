@@ -8,13 +8,21 @@ reserved concurrency the proxy's connection budget cannot serve.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 
+from infra.nag import MIN_REASON_LENGTH
+
 DEFAULT_STAGE = "dev"
+# The one way to deploy a stage without authentication; its value is the reason.
+DISABLE_AUTH_CONTEXT = "insecure_disable_auth"
+# An OAuth scope token (RFC 6749 3.3); a Cognito custom scope is `<resource server>/<name>`.
+SCOPE = re.compile(r"[!#-\[\]-~]+")
+COGNITO_SCOPE = re.compile(r"[!#-.0-\[\]-~]+/[!#-.0-\[\]-~]+")
 
 # RDS for PostgreSQL's default `max_connections` is
 # LEAST({DBInstanceClassMemory / 9531392}, 5000). The memory of each class we may use, in GiB
@@ -110,8 +118,14 @@ class StageSettings:
     throttle_write_burst_limit: int
     cors_allow_origins: tuple[str, ...]  # empty: no CORS configuration
 
-    # Authentication (JWT authorizer on the HTTP API). Override per deploy: `-c auth=true|false`.
+    # Authentication (JWT authorizer on the HTTP API): on in every stage. Off only with a
+    # recorded reason, e.g. for one deploy `-c insecure_disable_auth="<why>"` (with_overrides).
     auth_enabled: bool
+    auth_disabled_reason: str | None = None
+    # The scopes reads and writes need (the route's `AuthorizationScopes`, the app's check).
+    # With Cognito: `<resource server>/<scope>`, one resource server for both.
+    auth_read_scope: str = "users/read"
+    auth_write_scope: str = "users/write"
     # GET and HEAD on /users paths without a token (writes always need one when auth is on).
     auth_public_reads: bool
     # An external identity provider's issuer URL and accepted audiences (`aud`/`client_id`);
@@ -185,6 +199,7 @@ class StageSettings:
             or self.throttle_write_burst_limit > self.throttle_read_burst_limit
         ):
             raise ValueError("write throttles must not be looser than read throttles")
+        self._check_auth_choice()
         if self.auth_jwt_issuer is not None:
             if not self.auth_jwt_issuer.startswith("https://"):
                 raise ValueError("auth_jwt_issuer must be an https:// URL")
@@ -192,6 +207,25 @@ class StageSettings:
                 raise ValueError("auth_jwt_issuer needs at least one auth_jwt_audience")
         elif self.auth_jwt_audience:
             raise ValueError("auth_jwt_audience without auth_jwt_issuer (Cognito sets its own)")
+
+    def _check_auth_choice(self) -> None:
+        reason = (self.auth_disabled_reason or "").strip()
+        if not self.auth_enabled and len(reason) < MIN_REASON_LENGTH:
+            raise ValueError(
+                f"auth is off on stage {self.name} without a reason: say why in "
+                f"auth_disabled_reason (-c {DISABLE_AUTH_CONTEXT}=...), at least "
+                f"{MIN_REASON_LENGTH} characters"
+            )
+        if self.auth_enabled and reason:
+            raise ValueError("auth_disabled_reason is set but auth is on")
+        scopes = (self.auth_read_scope, self.auth_write_scope)
+        if self.auth_read_scope == self.auth_write_scope:
+            raise ValueError("auth_read_scope and auth_write_scope must differ")
+        pattern = SCOPE if self.auth_jwt_issuer is not None else COGNITO_SCOPE
+        if not all(pattern.fullmatch(scope) for scope in scopes):
+            raise ValueError(f"bad scope name in {scopes}: expected {pattern.pattern}")
+        if self.auth_jwt_issuer is None and len({s.split("/")[0] for s in scopes}) != 1:
+            raise ValueError("with Cognito both scopes belong to one resource server")
 
 
 DEV = StageSettings(
@@ -226,7 +260,7 @@ DEV = StageSettings(
     throttle_write_rate_limit=5,
     throttle_write_burst_limit=10,
     cors_allow_origins=("http://localhost:3000", "http://127.0.0.1:3000"),
-    auth_enabled=False,
+    auth_enabled=True,
     auth_public_reads=False,
     auth_jwt_issuer=None,
     auth_jwt_audience=(),
@@ -288,23 +322,26 @@ PROD = StageSettings(
 STAGES: dict[str, StageSettings] = {s.name: s for s in (DEV, PROD)}
 
 
-def parse_bool_context(key: str, value: object) -> bool:
-    """A boolean CDK context value: `-c key=true|false` arrives as a string."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ValueError(f"context {key}={value!r}: expected true or false")
-
-
-def with_overrides(settings: StageSettings, *, auth: object | None = None) -> StageSettings:
-    """`settings` with the per-deploy overrides given as CDK context (`-c auth=true|false`)."""
-    if auth is None:
+def with_overrides(
+    settings: StageSettings,
+    *,
+    insecure_disable_auth: object | None = None,
+    auth: object | None = None,
+) -> StageSettings:
+    """`settings` with the per-deploy override given as CDK context:
+    `-c insecure_disable_auth="<why>"` deploys the stage without authentication (its value
+    is the reason, recorded in the cdk-nag acknowledgments; synthesis warns). The old
+    `-c auth=...` is refused rather than ignored, so no pipeline keeps passing it unseen."""
+    if auth is not None:
+        raise ValueError(
+            f"context auth={auth!r} is no longer read: authentication is on in every stage; "
+            f"to deploy one without it pass -c {DISABLE_AUTH_CONTEXT}='<why>'"
+        )
+    if insecure_disable_auth is None:
         return settings
-    return replace(settings, auth_enabled=parse_bool_context("auth", auth))
+    return replace(
+        settings, auth_enabled=False, auth_disabled_reason=str(insecure_disable_auth).strip()
+    )
 
 
 def get_stage(name: str | None) -> StageSettings:

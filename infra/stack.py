@@ -3,7 +3,9 @@
 HTTP API (JWT authorizer) -> API function -> RDS Proxy -> PostgreSQL
 (+ Cognito user pool unless an external issuer is configured, migrations, monitoring)
 
-Per-deploy override of the stage settings: `-c auth=true|false` (auth_enabled).
+Per-deploy override of the stage settings: `-c insecure_disable_auth="<why>"` deploys the
+stage without authentication (a synthesis warning; the reason goes into the cdk-nag
+acknowledgments of the routes it leaves public).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from aws_cdk import CfnOutput, Environment, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.config import StageSettings, with_overrides
+from infra.config import DISABLE_AUTH_CONTEXT, StageSettings, with_overrides
 from infra.constructs.api_function import ApiFunction
 from infra.constructs.auth import Auth
 from infra.constructs.database import Database
@@ -41,7 +43,11 @@ class UsersApiStack(Stack):
         )
         # AWS::RDS::DBProxyTargetGroup takes no Tags (CloudFormation schema).
         untaggable = ["AWS::RDS::DBProxyTargetGroup"]
-        settings = with_overrides(settings, auth=self.node.try_get_context("auth"))
+        settings = with_overrides(
+            settings,
+            insecure_disable_auth=self.node.try_get_context(DISABLE_AUTH_CONTEXT),
+            auth=self.node.try_get_context("auth"),
+        )
         self.settings = settings
         Tags.of(self).add("project", "users-api", exclude_resource_types=untaggable)
         Tags.of(self).add("stage", settings.name, exclude_resource_types=untaggable)
@@ -69,6 +75,13 @@ class UsersApiStack(Stack):
             code=code,
         )
         self.auth = Auth(self, "Auth", settings=settings) if settings.auth_enabled else None
+        # The app re-checks each route's scope (REQUIRE_AUTH, set with the function).
+        for name, value in (
+            ("AUTH_READ_SCOPE", settings.auth_read_scope),
+            ("AUTH_WRITE_SCOPE", settings.auth_write_scope),
+            ("AUTH_PUBLIC_READS", "true" if settings.auth_public_reads else "false"),
+        ):
+            self.api_function.function.add_environment(name, value)
         self.http_api = HttpApi(
             self,
             "HttpApi",

@@ -12,21 +12,29 @@ import importlib.util
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
-from devtools.smoke import STEPS, api_url_from_outputs
+from devtools.smoke import READ_ONLY_STEP, STEPS, api_url_from_outputs
 from tests.conftest import empty_tables
 from tests.support.postgres import free_port
-from tests.support.serving import UVICORN_ARGS, server_process, uvicorn_client
+from tests.support.serving import (
+    UVICORN_ARGS,
+    Configure,
+    ensure_event_loop,
+    server_process,
+    uvicorn_client,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP_LINE = re.compile(
@@ -161,6 +169,12 @@ def server(sqlite_server: httpx.Client, sqlite_url: str) -> httpx.Client:
     return sqlite_server
 
 
+def user_count(sqlite_url: str) -> int:
+    path = sqlite_url.removeprefix("sqlite+aiosqlite:///")
+    with closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT count(*) FROM users").fetchone()[0])
+
+
 def base_url(client: httpx.Client) -> str:
     return str(client.base_url).rstrip("/")
 
@@ -202,7 +216,8 @@ def test_without_a_token_a_protected_api_passes_on_what_it_can_check(sqlite_url:
         strict = run_smoke(base_url(client), "--require-writes")
         assert strict.returncode == 1, strict.stdout
         assert strict.stdout.splitlines()[-1].startswith("FAILED")
-        assert client.get("/users").json() == []
+        assert client.get("/users").status_code == 401  # reads need a token too
+    assert user_count(sqlite_url) == 0
 
 
 # Through the Lambda handler too, when this tree has the local Lambda server
@@ -216,6 +231,112 @@ if importlib.util.find_spec("devtools.lambda_server") is not None:
         with lambda_server_client(sqlite_url) as client:
             assert_all_passed(run_smoke(base_url(client)))
             assert client.get("/users").json() == []
+
+
+# -- scopes: a stand-in for API Gateway's JWT authorizer in front of the Lambda handler ------
+
+GATEWAY_TOKENS = {"writer-token": "users/read users/write", "reader-token": "users/read"}
+
+
+@contextmanager
+def gateway(tokens: dict[str, str]) -> Iterator[str]:
+    """An HTTP server that plays the HTTP API with its JWT authorizer: a known bearer token
+    becomes claims with its `scope`, an unknown or missing one is API Gateway's own 401. It
+    checks no route scope itself, so a 403 here is the app's (REQUIRE_AUTH=true)."""
+    from devtools.lambda_runtime import (
+        LambdaContext,
+        http_api_event,
+        response_body,
+        response_headers,
+    )
+    from users_api.handler import handler
+
+    class Handler(BaseHTTPRequestHandler):
+        def _any(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            token = self.headers.get("authorization", "").removeprefix("Bearer ")
+            path, _, query = self.path.partition("?")
+            claims = {"sub": token, "scope": tokens[token]} if token in tokens else None
+            if path.startswith("/users") and claims is None:  # `$default` has no authorizer
+                unauthorized = b'{"message":"Unauthorized"}'
+                self._reply(401, [("content-type", "application/json")], unauthorized)
+                return
+            event = http_api_event(
+                self.command,
+                path,
+                query=query,
+                headers=dict(self.headers.items()),
+                body=body,
+                claims=claims,
+            )
+            ensure_event_loop()  # this server's one thread, like one execution environment
+            result = handler(event, LambdaContext())
+            self._reply(result["statusCode"], response_headers(result), response_body(result))
+
+        def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers:
+                if name.lower() != "content-length":
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _any
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def protected(sqlite_url: str, configure: Configure) -> str:
+    empty_tables(sqlite_url)
+    configure(
+        DATABASE_URL=sqlite_url, REQUIRE_AUTH="true", AWS_LAMBDA_FUNCTION_NAME="UsersApiFunction"
+    )
+    return sqlite_url
+
+
+def test_a_read_only_token_cannot_write_in_a_stage_with_auth_on(protected: str) -> None:
+    with gateway(GATEWAY_TOKENS) as url:
+        tokens = {"SMOKE_TOKEN": "writer-token", "SMOKE_READ_TOKEN": "reader-token"}
+        result = run_smoke(url, env=tokens)
+        anonymous = run_smoke(url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = [STEPS[0], READ_ONLY_STEP, *STEPS[1:]]
+    assert step_lines(result.stdout) == [("PASS", name) for name in expected], result.stdout
+    assert result.stdout.splitlines()[-1].startswith(f"OK     {len(expected)} steps")
+    # No token at all: health passes, the write is refused by the "authorizer".
+    assert step_lines(anonymous.stdout)[:2] == [("PASS", "health"), ("AUTH", "create user")]
+    assert user_count(protected) == 0
+
+
+def test_a_read_only_token_that_can_write_fails_the_run(protected: str) -> None:
+    """A stage whose reader token carries the write scope (a group mapped wrongly): the
+    smoke test fails at once and deletes the user the read-only token created."""
+    leaky = {**GATEWAY_TOKENS, "reader-token": "users/read users/write"}
+    with gateway(leaky) as url:
+        result = run_smoke(url, "--token", "writer-token", "--read-token", "reader-token")
+    assert result.returncode == 1, result.stdout
+    lines = step_lines(result.stdout)
+    assert lines[:2] == [("PASS", "health"), ("FAIL", READ_ONLY_STEP)], result.stdout
+    assert {status for status, _ in lines[2:]} == {"SKIP"}
+    assert "expected 403, got 201" in result.stdout
+    assert re.search(r"^CLEAN +delete user \d+ ", result.stdout, re.MULTILINE), result.stdout
+    assert "reader-token" not in result.stdout + result.stderr
+    assert user_count(protected) == 0
 
 
 def test_reads_the_url_from_a_cdk_outputs_file(server: httpx.Client, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from users_api.errors import install_exception_handlers
 from users_api.middleware import RequestMiddleware
 from users_api.routes import health, users
 from users_api.schemas import ErrorDetail
+from users_api.security_headers import SecurityHeadersMiddleware
 from users_api.settings import Settings, get_settings
 
 # Statuses any route may answer with, documented so clients (and schema fuzzers) know them.
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         root_path=settings.api_root_path,
     )
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every response, 413/500 too
     return app
 
 

@@ -56,9 +56,13 @@ class Settings(BaseSettings):
         default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$", description="e.g. /prod behind a stage"
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
-    # Writes need an API Gateway authorizer's claims (defence in depth behind the JWT
-    # authorizer); off locally.
+    # Defence in depth behind the HTTP API's JWT authorizer: /users needs an authorizer's
+    # claims carrying the route's scope (reads: AUTH_READ_SCOPE unless AUTH_PUBLIC_READS;
+    # writes: AUTH_WRITE_SCOPE). Off locally; the stack sets these per stage.
     require_auth: bool = False
+    auth_read_scope: str = Field(default="users/read", pattern=r"^\S+$")
+    auth_write_scope: str = Field(default="users/write", pattern=r"^\S+$")
+    auth_public_reads: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     powertools_service_name: str = "users-api"  # the `service` key of logs and metrics
     powertools_metrics_namespace: str = "UsersApi"  # CloudWatch namespace of the EMF metrics

@@ -11,19 +11,40 @@ The pool: administrators create users (no self sign-up), sign-in by email, stron
 passwords, optional TOTP MFA, token revocation, and no OAuth/hosted UI; the client has no
 secret and allows SRP sign-in (apps) and admin password sign-in (operators with IAM
 credentials, e.g. the AWS CLI), not plain USER_PASSWORD_AUTH.
+
+Scopes (what a caller may do): reads need `auth_read_scope`, writes `auth_write_scope`; the
+HTTP API's routes require them (`AuthorizationScopes`), so an ID token (no `scope` claim) or
+a token without the route's scope is refused. With Cognito, a resource server declares both
+scopes and the pool's groups grant them: `users-readers` the read scope, `users-writers`
+both. Cognito puts custom scopes into tokens from its sign-in APIs only through a pre token
+generation trigger (event version 2.0, Essentials or Plus plan):
+functions/token_scopes.py, deployed inline. An external issuer puts its own scopes into its
+tokens (the `scope` or `scp` claim); the stage names them.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.config import StageSettings
 from infra.nag import acknowledge
 
 PASSWORD_MIN_LENGTH = 12
+READERS_GROUP = "users-readers"
+WRITERS_GROUP = "users-writers"
+TRIGGER_SOURCE = Path(__file__).resolve().parents[2] / "functions" / "token_scopes.py"
+# CloudFormation's limit for inline (ZipFile) code.
+INLINE_CODE_LIMIT = 4096
 
 
 class Auth(Construct):
@@ -33,12 +54,15 @@ class Auth(Construct):
         super().__init__(scope, construct_id)
         self.user_pool: cognito.UserPool | None = None
         self.client: cognito.UserPoolClient | None = None
+        self.read_scope = settings.auth_read_scope
+        self.write_scope = settings.auth_write_scope
 
         if settings.auth_jwt_issuer is not None:
             self.issuer = settings.auth_jwt_issuer
             audience = list(settings.auth_jwt_audience)
         else:
             self.user_pool, self.client = self._cognito(settings)
+            self._scopes(self.user_pool, settings)
             # Cognito's issuer (the `iss` of its tokens; its JWKS is below it).
             self.issuer = (
                 f"https://cognito-idp.{Aws.REGION}.amazonaws.com/{self.user_pool.user_pool_id}"
@@ -111,3 +135,85 @@ class Auth(Construct):
                 "auth_user_pool_threat_protection puts prod on Plus with threat protection.",
             )
         return user_pool, client
+
+    def _scopes(self, user_pool: cognito.UserPool, settings: StageSettings) -> None:
+        """The resource server declaring the scopes, the groups granting them, and the
+        trigger that writes them into the access tokens."""
+        server, read_name = self.read_scope.split("/", 1)
+        write_name = self.write_scope.split("/", 1)[1]
+        self.resource_server = user_pool.add_resource_server(
+            "ResourceServer",
+            identifier=server,
+            user_pool_resource_server_name=f"{settings.stack_name} users API",
+            scopes=[
+                cognito.ResourceServerScope(scope_name=read_name, scope_description="Read users"),
+                cognito.ResourceServerScope(
+                    scope_name=write_name, scope_description="Create, change, delete users"
+                ),
+            ],
+        )
+        scopes_by_group = {
+            READERS_GROUP: [self.read_scope],
+            WRITERS_GROUP: [self.read_scope, self.write_scope],
+        }
+        for construct_id, group, what in (
+            ("Readers", READERS_GROUP, "read users"),
+            ("Writers", WRITERS_GROUP, "read, create, change and delete users"),
+        ):
+            user_pool.add_group(
+                construct_id, group_name=group, description=f"May {what} ({settings.name})"
+            )
+        self.trigger = self._trigger(settings, scopes_by_group)
+        user_pool.add_trigger(
+            cognito.UserPoolOperation.PRE_TOKEN_GENERATION_CONFIG,
+            self.trigger,
+            cognito.LambdaVersion.V2_0,
+        )
+
+    def _trigger(
+        self, settings: StageSettings, scopes_by_group: dict[str, list[str]]
+    ) -> lambda_.Function:
+        source = TRIGGER_SOURCE.read_text()
+        if len(source.encode()) > INLINE_CODE_LIMIT:
+            raise ValueError(f"{TRIGGER_SOURCE.name} exceeds {INLINE_CODE_LIMIT} bytes inline")
+        log_group = logs.LogGroup(
+            self,
+            "ScopesTriggerLogs",
+            retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        # Its own log group and nothing else: no managed policy (logs:* on every group).
+        role = iam.Role(
+            self,
+            "ScopesTriggerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Cognito scopes trigger: its log group",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        function = lambda_.Function(
+            self,
+            "ScopesTrigger",
+            description=f"users API ({settings.name}): scopes from groups into access tokens",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(source),
+            # Cognito waits 5 s for a trigger and then fails the sign-in.
+            timeout=Duration.seconds(5),
+            memory_size=128,
+            log_group=log_group,
+            role=role,
+            environment={"SCOPES_BY_GROUP": json.dumps(scopes_by_group, separators=(",", ":"))},
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "The scopes trigger runs on the same Python 3.12 as the stack's other functions; "
+            "standard library only, it moves to a newer runtime together with them.",
+        )
+        return function

@@ -13,7 +13,6 @@ from infra.config import (
     STAGES,
     db_max_connections,
     get_stage,
-    parse_bool_context,
     with_overrides,
 )
 
@@ -77,17 +76,14 @@ def test_reserved_concurrency_arithmetic() -> None:
 
 
 def test_auth_defaults_and_the_context_override() -> None:
-    assert (DEV.auth_enabled, PROD.auth_enabled) == (False, True)
-    assert DEV.uses_cognito is False
-    assert PROD.uses_cognito is True
+    # On in every stage; off only with a reason (tests/infra/test_auth.py for the rest).
+    assert (DEV.auth_enabled, PROD.auth_enabled) == (True, True)
+    assert DEV.uses_cognito
+    assert PROD.uses_cognito
     assert with_overrides(DEV) is DEV
-    assert with_overrides(DEV, auth="true").auth_enabled is True
-    assert with_overrides(PROD, auth="false").auth_enabled is False
-    assert with_overrides(PROD, auth=False).auth_enabled is False
-    for text, value in (("TRUE", True), ("1", True), ("off", False), ("no", False)):
-        assert parse_bool_context("auth", text) is value
-    with pytest.raises(ValueError, match="context auth='maybe'"):
-        with_overrides(DEV, auth="maybe")
+    reason = "Throwaway stack for a load test; holds no real data at all"
+    off = with_overrides(PROD, insecure_disable_auth=reason)
+    assert (off.auth_enabled, off.auth_disabled_reason, off.uses_cognito) == (False, reason, False)
 
 
 def test_writes_are_throttled_tighter_than_reads() -> None:

@@ -46,6 +46,7 @@ def expected_acknowledgments(settings: Any) -> set[tuple[str, str]]:
         expected.add(("Database/Instance", "AwsSolutions-RDS10"))
     if settings.uses_cognito:
         expected.add(("Auth/UserPool", "AwsSolutions-COG2"))
+        expected.add(("Auth/ScopesTrigger", "AwsSolutions-L1"))
         if not settings.auth_user_pool_threat_protection:
             expected.add(("Auth/UserPool", "AwsSolutions-COG8"))
     # APIG4 only on the /users routes that are public on purpose: every one with auth off,

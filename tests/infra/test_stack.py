@@ -114,8 +114,11 @@ def test_api_function_environment_has_the_settings_and_no_secret(synth: Synth) -
         "POWERTOOLS_METRICS_NAMESPACE": "UsersApi",
         "REQUIRE_AUTH": "true" if synth.settings.auth_enabled else "false",
         "MAX_BODY_BYTES": str(synth.settings.max_body_bytes),
+        "AUTH_READ_SCOPE": synth.settings.auth_read_scope,
+        "AUTH_WRITE_SCOPE": synth.settings.auth_write_scope,
+        "AUTH_PUBLIC_READS": "true" if synth.settings.auth_public_reads else "false",
     }
-    assert env["REQUIRE_AUTH"] == {DEV.name: "false", PROD.name: "true"}[synth.settings.name]
+    assert env["REQUIRE_AUTH"] == "true"  # every stage
     assert env["MAX_BODY_BYTES"] == str(1024 * 1024)
     secret_ids = set(synth.of_type("AWS::SecretsManager::Secret")) | set(
         synth.of_type("AWS::SecretsManager::SecretTargetAttachment")
@@ -412,8 +415,8 @@ def test_dev_is_destroyed_with_the_stack_and_prod_is_protected_and_retained(
 
 def test_every_log_group_has_the_stage_retention(synth: Synth) -> None:
     log_groups = synth.of_type("AWS::Logs::LogGroup")
-    # API function, migrations, HTTP API access logs, VPC flow logs.
-    assert len(log_groups) == 4
+    # API function, migrations, HTTP API access logs, VPC flow logs, Cognito scopes trigger.
+    assert len(log_groups) == 5
     for logical_id, log_group in log_groups.items():
         expected = RETENTION_DAYS[synth.settings.name]
         assert log_group["Properties"]["RetentionInDays"] == expected, logical_id

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from users_api import users_repo
-from users_api.auth import UNAUTHORIZED, WriteAccess
+from users_api.auth import AUTH_ERRORS, ReadAccess, WriteAccess
 from users_api.deps import SessionDep, UserId
 from users_api.models import User
 from users_api.schemas import MAX_ID, ErrorDetail, Message, UserCreate, UserOut, UserUpdate
@@ -28,7 +28,7 @@ def _found(user: User | None) -> User:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={**CONFLICT, **UNAUTHORIZED},
+    responses={**CONFLICT, **AUTH_ERRORS},
     dependencies=[WriteAccess],
 )
 async def create_user(
@@ -39,7 +39,7 @@ async def create_user(
     return user
 
 
-@router.get("", response_model=list[UserOut])
+@router.get("", response_model=list[UserOut], responses=AUTH_ERRORS, dependencies=[ReadAccess])
 async def list_users(
     session: SessionDep,
     request: Request,
@@ -57,7 +57,12 @@ async def list_users(
     return users
 
 
-@router.get("/{user_id}", response_model=UserOut, responses=NOT_FOUND)
+@router.get(
+    "/{user_id}",
+    response_model=UserOut,
+    responses={**NOT_FOUND, **AUTH_ERRORS},
+    dependencies=[ReadAccess],
+)
 async def get_user(user_id: UserId, session: SessionDep) -> User:
     return _found(await users_repo.get_user(session, user_id))
 
@@ -65,7 +70,7 @@ async def get_user(user_id: UserId, session: SessionDep) -> User:
 @router.patch(
     "/{user_id}",
     response_model=UserOut,
-    responses={**NOT_FOUND, **CONFLICT, **UNAUTHORIZED},
+    responses={**NOT_FOUND, **CONFLICT, **AUTH_ERRORS},
     dependencies=[WriteAccess],
 )
 async def update_user(user_id: UserId, body: UserUpdate, session: SessionDep) -> User:
@@ -75,7 +80,7 @@ async def update_user(user_id: UserId, body: UserUpdate, session: SessionDep) ->
 @router.delete(
     "/{user_id}",
     response_model=Message,
-    responses={**NOT_FOUND, **UNAUTHORIZED},
+    responses={**NOT_FOUND, **AUTH_ERRORS},
     dependencies=[WriteAccess],
 )
 async def delete_user(user_id: UserId, session: SessionDep) -> Message:
