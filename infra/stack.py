@@ -16,7 +16,7 @@ from constructs import Construct
 
 from infra.config import DISABLE_AUTH_CONTEXT, StageSettings, with_overrides
 from infra.constructs.api_function import ApiFunction
-from infra.constructs.auth import Auth
+from infra.constructs.auth import Auth, app_scope_environment
 from infra.constructs.database import Database
 from infra.constructs.http_api import HttpApi
 from infra.constructs.migrations import Migrations
@@ -75,12 +75,7 @@ class UsersApiStack(Stack):
             code=code,
         )
         self.auth = Auth(self, "Auth", settings=settings) if settings.auth_enabled else None
-        # The app re-checks each route's scope (REQUIRE_AUTH, set with the function).
-        for name, value in (
-            ("AUTH_READ_SCOPE", settings.auth_read_scope),
-            ("AUTH_WRITE_SCOPE", settings.auth_write_scope),
-            ("AUTH_PUBLIC_READS", "true" if settings.auth_public_reads else "false"),
-        ):
+        for name, value in app_scope_environment(settings).items():
             self.api_function.function.add_environment(name, value)
         self.http_api = HttpApi(
             self,

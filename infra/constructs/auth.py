@@ -47,6 +47,16 @@ TRIGGER_SOURCE = Path(__file__).resolve().parents[2] / "functions" / "token_scop
 INLINE_CODE_LIMIT = 4096
 
 
+def app_scope_environment(settings: StageSettings) -> dict[str, str]:
+    """What the API function needs to re-check each route's scope (REQUIRE_AUTH is set with
+    the function itself)."""
+    return {
+        "AUTH_READ_SCOPE": settings.auth_read_scope,
+        "AUTH_WRITE_SCOPE": settings.auth_write_scope,
+        "AUTH_PUBLIC_READS": "true" if settings.auth_public_reads else "false",
+    }
+
+
 class Auth(Construct):
     """The authorizer (and the Cognito pool when no external issuer is configured)."""
 
