@@ -142,14 +142,13 @@ class HttpApi(Construct):
             for method in (*READ_METHODS, *WRITE_METHODS):
                 is_read = method in READ_METHODS
                 public = reads_public if is_read else authorizer is None
+                scope = settings.auth_read_scope if is_read else settings.auth_write_scope
                 (route,) = self.api.add_routes(
                     path=path,
                     methods=[method],
                     integration=self.integration,
                     authorizer=None if public else authorizer,
-                    authorization_scopes=None
-                    if public
-                    else [settings.auth_read_scope if is_read else settings.auth_write_scope],
+                    authorization_scopes=None if public else [scope],
                 )
                 self.routes[f"{method.value} {path}"] = route
                 if public:
