@@ -63,12 +63,14 @@ run: $(VENV)/.installed-local ## serve on http://$(HOST):$(PORT) (SQLite unless 
 migrate: $(VENV)/.installed-local ## apply the migrations to the configured database
 	$(PY) -m users_api.migrate
 
-# Autogenerate compares the models with a scratch SQLite database migrated to head; the
-# batch operations it writes run on PostgreSQL too. Review the file before committing it.
+# Autogenerate compares the models with a scratch database migrated to head: a throwaway
+# SQLite file, or SCRATCH_DATABASE_URL (an empty PostgreSQL database, which also compares
+# server defaults). The batch operations it writes run on both. Review the file it writes.
+SCRATCH_DATABASE_URL ?=
 migration: $(VENV)/.installed-local ## new Alembic revision from the models: MSG="add phone"
 	@test -n "$(MSG)" || { echo 'make migration: say what it changes, e.g. MSG="add phone"' >&2; exit 1; }
 	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
-	export DATABASE_URL="sqlite+aiosqlite:///$$scratch/scratch.db" && \
+	export DATABASE_URL="$${SCRATCH_DATABASE_URL:-sqlite+aiosqlite:///$$scratch/scratch.db}" && \
 	$(VENV)/bin/alembic upgrade head && \
 	$(VENV)/bin/alembic revision --autogenerate -m "$(MSG)" \
 		--rev-id "$$(printf '%04d' $$(( $$(ls functions/users_api/migrations/versions | grep -cE '^[0-9]{4}_') + 1 )))"
