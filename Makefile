@@ -56,7 +56,7 @@ setup-local: $(VENV)/.installed-local ## the virtualenv with what `make run` nee
 setup: $(VENV)/.installed ## the virtualenv with every pinned package (tests, CDK, lint)
 
 run: $(VENV)/.installed-local ## serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL; LOG_FORMAT=$(LOG_FORMAT))
-	$(PY) -m users_api.migrate
+	LOG_FORMAT=$(LOG_FORMAT) $(PY) -m users_api.migrate
 	LOG_FORMAT=$(LOG_FORMAT) $(VENV)/bin/uvicorn users_api.app:app --host $(HOST) --port $(PORT) \
 		--app-dir functions --no-access-log
 

@@ -16,7 +16,16 @@ from aws_lambda_powertools.logging.types import LogRecord
 
 # Fields every line carries in JSON that a person at a terminal does not need.
 _QUIET = frozenset(
-    {"level", "location", "message", "timestamp", "service", "sampling_rate", "xray_trace_id"}
+    {
+        "level",
+        "location",
+        "message",
+        "timestamp",
+        "service",
+        "sampling_rate",
+        "xray_trace_id",
+        "taskName",
+    }
 )
 _EXCEPTION = ("exception", "exception_name", "exception_notes", "stack_trace")
 _REQUEST = ("method", "path", "status", "duration_ms", "request_id")
