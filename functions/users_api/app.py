@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from users_api.db import dispose_engine
 from users_api.errors import install_exception_handlers
 from users_api.middleware import RequestMiddleware
-from users_api.routes import health, users
+from users_api.routes import docs, health, users
 from users_api.schemas import ErrorDetail
 from users_api.security_headers import SecurityHeadersMiddleware
 from users_api.settings import Settings, get_settings
@@ -37,10 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Create, list, read, update and delete users.",
         lifespan=_lifespan,
+        docs_url=None,  # served by routes.docs, without a CDN
+        redoc_url=None,
     )
     install_exception_handlers(app)
     app.include_router(users.router, responses=COMMON_RESPONSES)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -36,7 +36,7 @@ def _request_id(scope: Scope) -> str:
             return str(request_id)
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _CALLER_REQUEST_ID.fullmatch(candidate):
                 return candidate
     return uuid.uuid4().hex
@@ -57,7 +57,7 @@ def _lambda_time_left(scope: Scope) -> float | None:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if remaining is None:
         return None
-    return max(remaining() / 1000 - LAMBDA_DEADLINE_MARGIN_S, 0.05)
+    return max(float(remaining()) / 1000 - LAMBDA_DEADLINE_MARGIN_S, 0.05)
 
 
 class RequestMiddleware:

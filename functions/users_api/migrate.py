@@ -99,11 +99,17 @@ async def migrate_database(settings: Settings, *, app_role: str | None = None) -
         await engine.dispose()
 
 
-async def _run() -> dict[str, Any]:
-    settings = get_settings()
+def ensure_sqlite_dir(settings: Settings) -> None:
+    """Create the folder of an SQLite database file (the embedded default, `.data/`)."""
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def _run() -> dict[str, Any]:
+    settings = get_settings()
+    url = make_url(settings.url)
+    ensure_sqlite_dir(settings)
     app_role = settings.app_db_user
     revision = await migrate_database(settings, app_role=app_role)
     result = {"revision": revision, "app_role": app_role, "database": url.database}

@@ -1,4 +1,7 @@
-"""Structured logs (one JSON line per event) and CloudWatch metrics (EMF, Lambda only)."""
+"""Structured logs (one JSON line per event) and CloudWatch metrics (EMF, Lambda only).
+
+Locally LOG_FORMAT=text swaps the JSON lines for one readable line per request (log_format).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,17 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from users_api.log_format import TextFormatter
 from users_api.settings import get_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.metrics import Metrics
 
-logger = Logger(service=get_settings().powertools_service_name, level=get_settings().log_level)
+logger = Logger(
+    service=get_settings().powertools_service_name,
+    level=get_settings().log_level,
+    logger_formatter=TextFormatter() if get_settings().text_logs else None,
+)
 
 
 def in_lambda() -> bool:

@@ -30,7 +30,9 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Not Optional: an explicit null is a 422, an absent field means "unchanged".
+    # Not Optional: an explicit null is a 422, an absent field means "unchanged". The None
+    # default is never validated (pydantic skips defaults) and changes() drops unset fields,
+    # so no None reaches a caller: the ignores silence only the default's declared type.
     name: Name = None  # type: ignore[assignment]
     email: Email = None  # type: ignore[assignment]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     auth_write_scope: str = Field(default="users/write", pattern=r"^\S+$")
     auth_public_reads: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    # json: Powertools' JSON lines (always, inside Lambda); text: one line per request for
+    # people, what `make run` sets.
+    log_format: Literal["json", "text"] = "json"
     powertools_service_name: str = "users-api"  # the `service` key of logs and metrics
     powertools_metrics_namespace: str = "UsersApi"  # CloudWatch namespace of the EMF metrics
     aws_region: str | None = Field(default=None, validation_alias="AWS_REGION")
@@ -82,6 +85,10 @@ class Settings(BaseSettings):
     @property
     def in_lambda(self) -> bool:
         return self.aws_lambda_function_name is not None
+
+    @property
+    def text_logs(self) -> bool:
+        return self.log_format == "text" and not self.in_lambda
 
     @property
     def use_nullpool(self) -> bool:

@@ -14,10 +14,12 @@ def normalize(name: str) -> str:
 
 
 def read_pins(path: Path) -> dict[str, str]:
-    """name -> version for each `name[extras]==version` line; anything else is an error."""
+    """name -> version for each `name[extras]==version` requirement; anything else is an error."""
     pins = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    # `make lock` writes `name==version ; marker \` then one `--hash=...` line per file.
+    text = path.read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        line = re.sub(r"\s--hash=\S+", "", line).split(";")[0].strip()
         if not line or line.startswith("#"):
             continue
         match = PIN.match(line)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
@@ -14,8 +14,10 @@ from users_api.schemas import MAX_ID, ErrorDetail, Message, UserCreate, UserOut,
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-NOT_FOUND = {404: {"model": ErrorDetail, "description": "User not found"}}
-CONFLICT = {409: {"model": ErrorDetail, "description": "Email already registered"}}
+# The shape APIRouter takes for `responses`.
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"model": ErrorDetail, "description": "User not found"}}
+CONFLICT: Responses = {409: {"model": ErrorDetail, "description": "Email already registered"}}
 
 
 def _found(user: User | None) -> User:
