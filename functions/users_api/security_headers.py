@@ -6,9 +6,9 @@
   and /redoc pages an hour, `/openapi.json` five minutes (it changes with each deploy). A
   header the app set itself wins.
 - `Content-Security-Policy`: the JSON API loads nothing (`default-src 'none'`); the
-  documentation pages load FastAPI's Swagger UI / ReDoc from their CDN and run one inline
-  script each, allowed by its SHA-256 hash (computed from the page as sent, so it follows
-  the root path written into it) instead of `'unsafe-inline'`.
+  documentation pages load Swagger UI / ReDoc from the app itself (`routes/docs.py`, no
+  CDN) and run one inline script each, allowed by its SHA-256 hash (computed from the page
+  as sent, so it follows the root path written into it) instead of `'unsafe-inline'`.
 - `Strict-Transport-Security` when the request came over HTTPS: through API Gateway (or a
   function URL; the event is in the scope) or a TLS-terminating server. Browsers ignore it
   on plain http, which is why local serving does not send it.
@@ -32,16 +32,15 @@ CACHE_RULES = {
 DOCS_PAGES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 HSTS = "max-age=31536000; includeSubDomains"
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-# What FastAPI's documentation pages load: Swagger UI and ReDoc from jsDelivr, FastAPI's
-# favicon, ReDoc's fonts, logo and web worker (a blob: URL). Checked in headless Chromium
-# against local copies of swagger-ui-dist 5 and redoc 2: both render, no CSP violation.
-CDN = "https://cdn.jsdelivr.net"
+# What the documentation pages load, all from the app (routes/docs.py): Swagger UI's and
+# ReDoc's scripts and styles, inline styles and data: images they generate, ReDoc's web
+# worker (a blob: URL). Nothing from another origin, so the pages work offline.
 DOCS_CSP = (
     "default-src 'none'; "
-    "script-src {scripts}; "
-    f"style-src 'unsafe-inline' {CDN} https://fonts.googleapis.com; "
-    f"img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly {CDN}; "
-    "font-src https://fonts.gstatic.com; "
+    "script-src 'self' {hashes}; "
+    "style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; "
+    "font-src 'self' data:; "
     "connect-src 'self'; "
     "worker-src blob:; "
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
@@ -69,7 +68,7 @@ def docs_csp(html: bytes) -> str:
         "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
         for script in _INLINE_SCRIPT.findall(html)
     )
-    return DOCS_CSP.format(scripts=" ".join((CDN, *hashes)))
+    return DOCS_CSP.format(hashes=" ".join(hashes))
 
 
 def with_defaults(headers: Headers, defaults: dict[bytes, bytes]) -> Headers:
