@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -225,8 +226,6 @@ def start_api(
     s: Session, port: int, *, warm: bool = False, log: Path | None = None
 ) -> Iterator[str]:
     """`sam local start-api` until the block ends; yields its base URL once it answers."""
-    import httpx
-
     command = [str(SAM), "local", "start-api", "-t", str(s.template), *s.args]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     if warm:
@@ -241,11 +240,10 @@ def start_api(
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"sam local start-api exited ({process.returncode}); see {log}")
-            try:
-                httpx.get(base_url + "/__ready", timeout=2)
-                break
-            except httpx.TransportError:
-                pass
+            # The port, not a request: each request would start a container.
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
             if time.monotonic() > deadline:
                 raise RuntimeError("sam local start-api did not answer within 120 s")
             time.sleep(0.2)

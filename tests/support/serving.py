@@ -11,6 +11,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -189,4 +190,20 @@ LAMBDA_SERVER_ARGS = ["-m", "devtools.lambda_server", "--port", "{port}", "--no-
 @contextmanager
 def lambda_server_client(database_url: str) -> Iterator[httpx.Client]:
     with server_process(LAMBDA_SERVER_ARGS, {"DATABASE_URL": database_url}) as client:
+        yield client
+
+
+@contextmanager
+def sam_api_client(database_url: str) -> Iterator[httpx.Client]:
+    """`sam local start-api` on the synthesized dev stage, warm containers (`make
+    sam-start-api WARM=1`); skipped, with the reason, where no container engine can run."""
+    from devtools.sam_local import start_api
+    from tests.support.sam import sam_session
+
+    with (
+        tempfile.TemporaryDirectory() as work,
+        sam_session(database_url, Path(work)) as session,
+        start_api(session, free_port(), warm=True, log=Path(work) / "sam.log") as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
         yield client
