@@ -9,7 +9,8 @@ SAM_MK_INCLUDED := 1
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 # The dev stage as `make synth` writes it; sam reads it (and its cdk.out/ assets) as is.
-SAM_TEMPLATE ?= cdk.out/dev/UsersApi-dev.template.json
+SAM_DEFAULT_TEMPLATE := cdk.out/dev/UsersApi-dev.template.json
+SAM_TEMPLATE ?= $(SAM_DEFAULT_TEMPLATE)
 SAM_ENV_VARS := env.json
 # sam resolves it as a logical id, a `SamResourceId` metadata value or a 2-3 part aws:cdk:path.
 SAM_FUNCTION ?= UsersApiFunction
@@ -65,8 +66,10 @@ sam-local-check:
 		$(PYTHON) -m devtools.container_engine >/dev/null
 	@test "$(CHECK_EVENT)" != yes || test -f "$(EVENT)" || { echo "EVENT=$(EVENT) does not exist: pick one under events/ (e.g. EVENT=events/http-api/health.json)" >&2; exit 1; }
 
-$(SAM_TEMPLATE):
+# Synthesized when missing (a template named by SAM_TEMPLATE=... is the caller's to make).
+$(SAM_DEFAULT_TEMPLATE):
 	$(MAKE) --no-print-directory synth
+SAM_TEMPLATE_DEP = $(filter $(SAM_DEFAULT_TEMPLATE),$(SAM_TEMPLATE))
 
 # Docker or Finch: sam with the real Lambda image. podman: the local look-alike image, the
 # template for this machine's architecture, PostgreSQL relayed to the project's network
@@ -75,10 +78,10 @@ SAM_LOCAL := $(PY) -m devtools.sam_local
 SAM_LOCAL_ARGS = -t $(SAM_TEMPLATE) -f $(SAM_FUNCTION) --env-vars $(SAM_ENV_VARS) --db $(SAM_DB)
 
 sam-invoke: CHECK_EVENT := yes
-sam-invoke: sam-local-check $(SAM_VENV)/.installed setup $(SAM_TEMPLATE) ## run EVENT through the function in a container (Docker, Finch or podman)
+sam-invoke: sam-local-check $(SAM_VENV)/.installed setup $(SAM_TEMPLATE_DEP) ## run EVENT through the function in a container (Docker, Finch or podman)
 	$(SAM_LOCAL) invoke $(SAM_LOCAL_ARGS) -e $(EVENT)
 
-sam-start-api: sam-local-check $(SAM_VENV)/.installed setup $(SAM_TEMPLATE) ## serve the API through containers on port $(SAM_PORT) (WARM=1: warm containers)
+sam-start-api: sam-local-check $(SAM_VENV)/.installed setup $(SAM_TEMPLATE_DEP) ## serve the API through containers on port $(SAM_PORT) (WARM=1: warm containers)
 	$(SAM_LOCAL) start-api $(SAM_LOCAL_ARGS) --port $(SAM_PORT) $(if $(WARM),--warm)
 
 sam-images: podman $(SAM_VENV)/.installed setup ## build the local look-alike Lambda images for podman (no registry needed)
@@ -88,13 +91,13 @@ sam-images-remove: ## remove the local Lambda images (and the project's podman n
 	$(PY) -m devtools.lambda_image remove
 
 # The same without Docker: the handler imported in-process (devtools/invoke.py and
-# devtools/lambda_server.py). env.json's DB_HOST is host.docker.internal (the host as sam's
-# containers see it); these run on the host, so e.g. SET=DB_HOST=127.0.0.1.
+# devtools/lambda_server.py). env.json's DB_HOST, host.docker.internal (the host as sam's
+# containers see it), is 127.0.0.1 here; invoke migrates that database first.
 SET ?=
 LAMBDA_PORT ?= 8001
 
-invoke: setup ## run EVENT (one or more files) through the synthesized function in-process, no Docker (SET="KEY=VALUE ...")
-	$(PY) -m devtools.invoke --template $(SAM_TEMPLATE) --function $(SAM_FUNCTION) \
+invoke: setup $(SAM_TEMPLATE_DEP) ## run EVENT (one or more files) through the synthesized function in-process, no Docker (SET="KEY=VALUE ...")
+	$(PY) -m devtools.invoke --migrate --template $(SAM_TEMPLATE) --function $(SAM_FUNCTION) \
 		--env-vars $(SAM_ENV_VARS) $(addprefix -e ,$(EVENT)) $(addprefix --set ,$(SET)) $(INVOKE_ARGS)
 
 run-lambda: setup ## serve the API through the Lambda handler on http://$(HOST):$(LAMBDA_PORT) (HTTP API events; SQLite unless DATABASE_URL)

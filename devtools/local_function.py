@@ -23,6 +23,7 @@ import importlib
 import json
 import platform
 import re
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -261,6 +262,32 @@ def function_environment(
         if name not in spec.variables:
             env.variables[name], env.sources[name] = value, "--set"
     return env
+
+
+# The host as sam's containers see it (Docker; podman) names nothing on the host itself.
+CONTAINER_HOST_ALIASES = ("host.docker.internal", "host.containers.internal")
+
+
+def map_container_host(env: Environment, resolves: Callable[[str], bool]) -> None:
+    """DB_HOST from env.json names the host as a container sees it; in this process, on
+    the host, that is loopback (unless the name resolves here, or --set gave it)."""
+    host = env.variables.get("DB_HOST")
+    if host not in CONTAINER_HOST_ALIASES or env.sources["DB_HOST"] == "--set" or resolves(host):
+        return
+    env.variables["DB_HOST"] = "127.0.0.1"
+    env.sources["DB_HOST"] += f", {host} mapped to 127.0.0.1"
+    env.notes.append(
+        f"DB_HOST {host} is the host as sam's containers see it; on the host it is 127.0.0.1 "
+        "(--set DB_HOST=... for another)"
+    )
+
+
+def resolves(name: str) -> bool:
+    try:
+        socket.getaddrinfo(name, None)
+    except OSError:
+        return False
+    return True
 
 
 def runtime_variables(spec: FunctionSpec, code_dir: Path) -> dict[str, str]:
