@@ -37,24 +37,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from devtools.lambda_runtime import LambdaContext, response_body, response_headers
+from devtools.lambda_runner import InitError, LambdaRunner
+from devtools.lambda_runtime import response_body, response_headers
 from devtools.local_function import (
     DEFAULT_ENV_VARS,
     DEFAULT_FUNCTION,
     DEFAULT_TEMPLATE,
     FunctionSpec,
-    InitError,
     SetupError,
     add_code_path,
     find_function,
     function_environment,
     host_variables,
-    import_handler,
     load_env_vars,
     load_template,
     map_container_host,
     masked,
-    new_event_loop,
     resolves,
     runtime_variables,
 )
@@ -176,17 +174,12 @@ class Printer:
 
 
 def invoke_all(
-    spec: FunctionSpec, handler: Any, events: list[Path], printer: Printer, init_ms: float
+    spec: FunctionSpec, runner: LambdaRunner, events: list[Path], printer: Printer, init_ms: float
 ) -> int:
     status = 0
     for index, path in enumerate(events):
         event = load_event(path)
-        context = LambdaContext(
-            function_name=spec.name,
-            memory_limit_in_mb=spec.memory_mb,
-            timeout_s=spec.timeout_s,
-            log_group_name=f"/aws/lambda/{spec.name}",
-        )
+        context = runner.context()
         record: dict[str, Any] = {
             "event": str(path),
             "request": describe_event(event),
@@ -199,8 +192,7 @@ def invoke_all(
         started = time.perf_counter()
         result: Any = None
         try:
-            result = handler(event, context)
-            result = json.loads(json.dumps(result))  # the runtime serialises it as JSON
+            result = runner.invoke(event, context)
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             record["error"] = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
@@ -312,11 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.migrate:
             migrate(os.environ)
-        new_event_loop()  # the process's one loop, from the cold start on
-        started = time.perf_counter()
-        handler = import_handler(spec.handler)
-        init_ms = (time.perf_counter() - started) * 1000
-        return invoke_all(spec, handler, events, printer, init_ms)
+        runner = LambdaRunner(
+            spec.handler,
+            function_name=spec.name,
+            memory_mb=spec.memory_mb,
+            timeout_s=spec.timeout_s,
+        )
+        with runner:
+            init_ms = runner.init()
+            return invoke_all(spec, runner, events, printer, init_ms)
     except SetupError as exc:
         print(f"invoke: {exc}", file=sys.stderr)
         return 2

@@ -18,8 +18,6 @@ and an AWS endpoint on a closed loopback port, so no AWS call can leave this mac
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import json
 import platform
 import re
@@ -371,38 +369,3 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-class InitError(Exception):
-    """The handler could not be loaded (Lambda's Runtime.ImportModuleError and friends)."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.error_message = message
-
-
-def import_handler(handler: str) -> Callable[[dict[str, Any], Any], Any]:
-    module_name, _, attribute = handler.rpartition(".")
-    if not module_name:
-        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler}'")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise InitError(
-            "Runtime.ImportModuleError",
-            f"Unable to import module '{module_name}': {type(exc).__name__}: {exc}",
-        ) from exc
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        raise InitError(
-            "Runtime.HandlerNotFound", f"Handler '{attribute}' missing on module '{module_name}'"
-        )
-    return function
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The one loop of this thread, as the runtime process keeps it between invocations."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    return loop

@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 
 from devtools import sam_local
+from devtools.postgres import run
 from tests.conftest import empty_tables
-from tests.support.postgres import run
 from tests.support.sam import SAM, SYNTH_DIR, sam_env, sam_session
 from tests.support.synth import synthesize_bundled_dev
 

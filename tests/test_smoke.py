@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.postgres import free_port
 from devtools.smoke import STEPS, api_url_from_outputs
 from tests.conftest import empty_tables
-from tests.support.postgres import free_port
 from tests.support.serving import UVICORN_ARGS, server_process, uvicorn_client
 
 ROOT = Path(__file__).resolve().parents[1]
