@@ -76,6 +76,10 @@ main([sys.argv[0], sys.argv[1] if len(sys.argv) > 1 else os.environ["_HANDLER"]]
 """
 
 
+class CannotBuild(Exception):
+    """Something this machine lacks for the image (the message says what)."""
+
+
 def host_architecture() -> str:
     machine = platform.machine().lower()
     return ARCHITECTURES.get(machine, machine)
@@ -205,7 +209,7 @@ def _rie(architecture: str) -> Path:
     )
     found = sorted(rapid)
     if not found:
-        raise SystemExit("SAM CLI is not installed in .venv-sam: run `make sam-setup`")
+        raise CannotBuild("SAM CLI is not installed in .venv-sam: run `make sam-setup`")
     return found[0]
 
 
@@ -224,7 +228,10 @@ def build(architecture: str | None = None, python: str | None = None) -> float:
 
         python = find_python312()
     if python is None:
-        raise SystemExit("no CPython 3.12 here to put in the image (set PYTHON312=...)")
+        raise CannotBuild(
+            "no CPython 3.12 on this machine to put in the image (python3.12 on PATH or "
+            "pyenv's): none of the package registries reachable here ships a relocatable one"
+        )
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=STATE_DIR) as work:
         rootfs = Path(work) / "rootfs"
@@ -273,7 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "check":
         return 0 if images_ready() else 1
     elif not (args.if_missing and images_ready()):
-        seconds = build()
+        try:
+            seconds = build()
+        except CannotBuild as exc:
+            print(f"cannot build the local Lambda images: {exc}", file=sys.stderr)
+            return 1
         arch = host_architecture()
         print(f"built {base_image(arch)} and {rapid_image(arch)} in {seconds:.1f} s")
     return 0

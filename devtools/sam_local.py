@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     except NoEngine as exc:
         print(f"sam local needs a container engine: {exc}", file=sys.stderr)
         return 1
+    except lambda_image.CannotBuild as exc:
+        print(f"cannot build the local Lambda images: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
