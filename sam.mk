@@ -27,13 +27,9 @@ SAM_PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
 export __SAM_CLI_APP_DIR := $(CURDIR)/$(SAM_VENV)/sam-home
 export AWS_EC2_METADATA_DISABLED := true
-# For sam commands only (not exported: other targets keep the caller's): fake credentials, and
-# every AWS API endpoint on a closed loopback port. sam reads templates through the SAM
-# translator, which fetches any AWS::Serverless::Application from the Serverless Application
-# Repository: with this it fails at once instead of calling AWS.
-SAM_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing \
-	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:9 \
-	AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_CONFIG_FILE=/dev/null AWS_MAX_ATTEMPTS=1
+# The sam commands themselves (devtools/sam_local.py) add fake credentials, every AWS API
+# endpoint on a closed loopback port and AWS_MAX_ATTEMPTS=1 (sam asks STS for the caller
+# before each invoke: with botocore's retries that costs about 10 s per command).
 
 .PHONY: sam-setup sam-invoke sam-start-api sam-local-check sam-images sam-images-remove podman invoke run-lambda
 
