@@ -86,13 +86,26 @@ def sam_environment(engine: Engine | None = None) -> dict[str, str]:
 # --- the template ---------------------------------------------------------------------
 
 
-def host_bundle(architecture: str) -> Path:
-    """The function's bundle for this machine's architecture, built once per source hash."""
-    from infra import bundling
+def asset_hash(template: Path, function: str) -> str:
+    """The function's asset hash in the template: a hash of the bundle's inputs (pins,
+    sources, recipe; infra/bundling.py), so it names the host-arch bundle too."""
+    resources = json.loads(template.read_text(encoding="utf-8"))["Resources"]
+    for logical_id, resource in resources.items():
+        metadata = resource.get("Metadata") or {}
+        if function in (logical_id, metadata.get("SamResourceId")):
+            return str(metadata["aws:asset:path"]).rpartition("asset.")[2]
+    raise SystemExit(f"{template} has no function {function}")
 
-    platforms = bundling.X86_64_PLATFORMS if architecture == "x86_64" else bundling.PLATFORMS
-    out = BUILD_DIR / f"bundle-{architecture}-{bundling.source_hash()[:16]}"
-    if not (out / bundling.PACKAGE).is_dir():
+
+def host_bundle(architecture: str, key: str) -> Path:
+    """The function's bundle for this machine's architecture, built once per asset hash
+    (the CDK, and so Node.js, start only when it has to be built)."""
+    out = BUILD_DIR / f"bundle-{architecture}-{key[:16]}"
+    if not out.is_dir():
+        from infra import bundling
+
+        x86 = architecture == "x86_64"
+        platforms = bundling.X86_64_PLATFORMS if x86 else bundling.PLATFORMS
         staging = out.with_name(out.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         bundling.build_bundle(staging, platforms)
@@ -189,7 +202,10 @@ def session(
             print("building the local Lambda images (devtools/lambda_image.py)", file=sys.stderr)
             lambda_image.build(architecture)
         copy = local_template(
-            template, architecture, host_bundle(architecture), BUILD_DIR / template.name
+            template,
+            architecture,
+            host_bundle(architecture, asset_hash(template, function)),
+            BUILD_DIR / template.name,
         )
         gateway = ensure_network()
         db_port = int(variables.get("DB_PORT", "5432"))
