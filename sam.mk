@@ -83,7 +83,7 @@ sam-start-api: sam-local-check $(SAM_VENV)/.installed setup $(SAM_TEMPLATE_DEP) 
 sam-images: podman $(SAM_VENV)/.installed setup ## build the local look-alike Lambda images for podman (no registry needed)
 	$(PY) -m devtools.lambda_image build
 
-sam-images-remove: ## remove the local Lambda images (and the project's podman network)
+sam-images-remove: ## remove the local Lambda images (they are rebuilt on first use)
 	$(PY) -m devtools.lambda_image remove
 
 # The same without Docker: the handler imported in-process (devtools/invoke.py and

@@ -233,6 +233,7 @@ def build(architecture: str | None = None, python: str | None = None) -> float:
             "pyenv's): none of the package registries reachable here ships a relocatable one"
         )
     STATE_DIR.mkdir(parents=True, exist_ok=True)
+    remove(architecture)  # not left behind untagged when the new ones take the names
     with tempfile.TemporaryDirectory(dir=STATE_DIR) as work:
         rootfs = Path(work) / "rootfs"
         build_rootfs(rootfs, python, architecture)
@@ -262,8 +263,8 @@ def build(architecture: str | None = None, python: str | None = None) -> float:
     return time.monotonic() - started
 
 
-def remove() -> None:
-    for architecture in sorted(set(ARCHITECTURES.values())):
+def remove(*architectures: str) -> None:
+    for architecture in architectures or sorted(set(ARCHITECTURES.values())):
         for name in (rapid_image(architecture), base_image(architecture)):
             if image_exists(name):
                 podman("rmi", "--force", name)
