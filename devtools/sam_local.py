@@ -171,6 +171,19 @@ def ensure_network() -> str:
 # --- one session: engine, images, template, relay ---------------------------------------
 
 
+@contextlib.contextmanager
+def _removing_containers(architecture: str) -> Iterator[None]:
+    """Afterwards, remove any container of the local image that sam left (a warm container
+    whose removal raced with sam's exit): only the project's own image's containers."""
+    try:
+        yield
+    finally:
+        image = lambda_image.rapid_image(architecture)
+        left = podman("ps", "-a", "-q", "--filter", f"ancestor={image}", check=False).stdout
+        if left.split():
+            podman("rm", "-f", *left.split(), check=False)
+
+
 @dataclass
 class Session:
     engine: Engine
@@ -209,7 +222,7 @@ def session(
         )
         gateway = ensure_network()
         db_port = int(variables.get("DB_PORT", "5432"))
-        with TcpProxy(*db, listen=(gateway, db_port)):
+        with TcpProxy(*db, listen=(gateway, db_port)), _removing_containers(architecture):
             yield Session(
                 engine,
                 copy,
