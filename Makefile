@@ -95,7 +95,7 @@ lock: setup ## re-resolve requirements/*.txt from pyproject.toml (LOCK_ARGS=--up
 	$(UV_COMPILE) pyproject.toml --universal --extra dev -c requirements/local.txt -o requirements/dev.txt
 	$(UV_COMPILE) requirements/sam.in --universal -o requirements/sam.txt
 
-test: setup pgbouncer chromium $(INFRA_TEST_DEPS) $(SAM_VENV)/.installed ## run the whole test suite (starts what it needs)
+test: setup pgbouncer chromium podman $(INFRA_TEST_DEPS) $(SAM_VENV)/.installed ## run the whole test suite (starts what it needs)
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -8,17 +8,16 @@ SAM_MK_INCLUDED := 1
 
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
-# The dev stage as `make synth` writes it (cdk.out/<stage>/), or a flat cdk.out/ one.
-SAM_TEMPLATE ?= $(firstword $(wildcard cdk.out/dev/UsersApi-dev.template.json \
-	cdk.out/UsersApi-dev.template.json) cdk.out/dev/UsersApi-dev.template.json)
-# What sam local reads: a copy of it without any AWS::Serverless::Application (such as
-# CDK's add_rotation_single_user secret rotation, whose template the SAM translator fetches
-# from AWS before anything else), asset paths made absolute; devtools/sam_template.py.
-SAM_LOCAL_TEMPLATE ?= cdk.out/sam/$(notdir $(SAM_TEMPLATE))
+# The dev stage as `make synth` writes it; sam reads it (and its cdk.out/ assets) as is.
+SAM_DEFAULT_TEMPLATE := cdk.out/dev/UsersApi-dev.template.json
+SAM_TEMPLATE ?= $(SAM_DEFAULT_TEMPLATE)
 SAM_ENV_VARS := env.json
 # sam resolves it as a logical id, a `SamResourceId` metadata value or a 2-3 part aws:cdk:path.
 SAM_FUNCTION ?= UsersApiFunction
 EVENT ?= events/http-api/health.json
+# The PostgreSQL on this machine that the function reaches as env.json's host.docker.internal.
+SAM_DB ?= 127.0.0.1:5432
+SAM_PORT ?= 3000
 
 # Nothing may reach AWS or the internet. Telemetry off: SAM_CLI_TELEMETRY=0. SAM CLI has no
 # switch for its update check (after most commands, `sam local` ones included, it asks the
@@ -28,15 +27,11 @@ EVENT ?= events/http-api/health.json
 export SAM_CLI_TELEMETRY := 0
 export __SAM_CLI_APP_DIR := $(CURDIR)/$(SAM_VENV)/sam-home
 export AWS_EC2_METADATA_DISABLED := true
-# For sam commands only (not exported: other targets keep the caller's): fake credentials, and
-# every AWS API endpoint on a closed loopback port. sam reads templates through the SAM
-# translator, which fetches any AWS::Serverless::Application from the Serverless Application
-# Repository: with this it fails at once instead of calling AWS.
-SAM_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing \
-	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:9 \
-	AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_CONFIG_FILE=/dev/null
+# The sam commands themselves (devtools/sam_local.py) add fake credentials, every AWS API
+# endpoint on a closed loopback port and AWS_MAX_ATTEMPTS=1 (sam asks STS for the caller
+# before each invoke: with botocore's retries that costs about 10 s per command).
 
-.PHONY: sam-setup sam-invoke sam-start-api sam-local-check sam-template invoke run-lambda
+.PHONY: sam-setup sam-invoke sam-start-api sam-local-check sam-images sam-images-remove podman invoke run-lambda
 
 $(SAM_VENV)/.installed: requirements/sam.txt
 	@test -n "$(PYTHON)" || { echo "No Python 3 interpreter found (set PYTHON=...)" >&2; exit 1; }
@@ -50,65 +45,55 @@ $(SAM_VENV)/.installed: requirements/sam.txt
 
 sam-setup: $(SAM_VENV)/.installed ## install the SAM CLI in .venv-sam
 
-# sam local runs the function in a container. Checked before anything is installed, so a
-# machine without a runtime gets one clear message at once. One message names all that is
-# missing: the container runtime, the synthesized template, the event file.
+# podman (with runc) serves sam the Docker API where no Docker or Finch runs (Debian packages).
+podman:
+	@{ command -v podman && command -v runc; } >/dev/null || { \
+		echo "installing podman and runc (apt-get), the container engine for sam local"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends podman runc >/dev/null; \
+	} || { echo "could not install podman: install it by hand (apt-get install podman runc)" >&2; exit 1; }
+
+# Which engine sam local will use (Docker, Finch, else podman, installed here when missing),
+# checked with the system Python before anything else, so a machine where none can run gets
+# one clear message at once.
 sam-local-check:
-	@missing=""; \
-	if command -v docker >/dev/null 2>&1; then \
-		if timeout 20 docker info >/dev/null 2>&1; then runtime=docker; \
-		else why="the docker CLI is installed but \`docker info\` fails (is the daemon running? is DOCKER_HOST right?)"; fi; \
-	else why="no docker CLI on PATH"; fi; \
-	if [ -z "$$runtime" ]; then \
-		if command -v finch >/dev/null 2>&1; then \
-			if timeout 20 finch info >/dev/null 2>&1; then runtime=finch; \
-			else why="$$why; finch is installed but \`finch info\` fails (run \`finch vm start\`)"; fi; \
-		else why="$$why; no finch CLI on PATH"; fi; \
-	fi; \
-	if [ -z "$$runtime" ]; then \
-		missing="$$missing\n- sam local needs a container runtime (Docker or Finch); none is running here ($$why). Install and start Docker (or Finch), or use \`make invoke EVENT=...\` or \`make run-lambda\` for the Docker-free equivalents."; \
-	fi; \
-	if [ ! -f "$(SAM_TEMPLATE)" ]; then \
-		missing="$$missing\n- $(SAM_TEMPLATE) does not exist: run \`make synth\` first."; \
-	fi; \
-	if [ "$(CHECK_EVENT)" = yes ] && [ ! -f "$(EVENT)" ]; then \
-		missing="$$missing\n- EVENT=$(EVENT) does not exist: pick one under events/ (e.g. EVENT=events/http-api/health.json)."; \
-	fi; \
-	if [ -n "$$missing" ]; then \
-		printf '%b\n' "make $(MAKECMDGOALS): cannot run sam local:$$missing" >&2; exit 1; \
-	fi
+	@$(PYTHON) -m devtools.container_engine >/dev/null 2>&1 || \
+		{ command -v apt-get >/dev/null && $(MAKE) --no-print-directory podman >&2; }; \
+		$(PYTHON) -m devtools.container_engine >/dev/null
+	@test "$(CHECK_EVENT)" != yes || test -f "$(EVENT)" || { echo "EVENT=$(EVENT) does not exist: pick one under events/ (e.g. EVENT=events/http-api/health.json)" >&2; exit 1; }
 
-define sam_check_installed
-	@test -x $(SAM) || { echo "SAM CLI missing at $(SAM): run \`make $(SAM_VENV)/.installed\`" >&2; exit 1; }
-endef
+# Synthesized when missing (a template named by SAM_TEMPLATE=... is the caller's to make).
+$(SAM_DEFAULT_TEMPLATE):
+	$(MAKE) --no-print-directory synth
+SAM_TEMPLATE_DEP = $(filter $(SAM_DEFAULT_TEMPLATE),$(SAM_TEMPLATE))
 
-define sam_local_template
-	@test -f "$(SAM_TEMPLATE)" || { echo "$(SAM_TEMPLATE) does not exist: run \`make synth\` first." >&2; exit 1; }
-	$(PYTHON) -m devtools.sam_template $(SAM_TEMPLATE) $(SAM_LOCAL_TEMPLATE)
-endef
-
-sam-template: ## write the sam-only copy of the synthesized template (cdk.out/sam/)
-	$(sam_local_template)
+# Docker or Finch: sam with the real Lambda image. podman: the local look-alike image, the
+# template for this machine's architecture, PostgreSQL relayed to the project's network
+# (devtools/sam_local.py); the podman service it starts stops with it.
+SAM_LOCAL := $(PY) -m devtools.sam_local
+SAM_LOCAL_ARGS = -t $(SAM_TEMPLATE) -f $(SAM_FUNCTION) --env-vars $(SAM_ENV_VARS) --db $(SAM_DB)
 
 sam-invoke: CHECK_EVENT := yes
-sam-invoke: sam-local-check $(SAM_VENV)/.installed ## run one event through the function in a container (EVENT=events/...json)
-	$(sam_check_installed)
-	$(sam_local_template)
-	env $(SAM_ENV) $(SAM) local invoke -t $(SAM_LOCAL_TEMPLATE) $(SAM_FUNCTION) -e $(EVENT) --env-vars $(SAM_ENV_VARS)
+sam-invoke: sam-local-check $(SAM_VENV)/.installed setup $(SAM_TEMPLATE_DEP) ## run EVENT through the function in a container (Docker, Finch or podman)
+	$(SAM_LOCAL) invoke $(SAM_LOCAL_ARGS) -e $(EVENT)
 
-sam-start-api: sam-local-check $(SAM_VENV)/.installed ## serve the synthesized API locally through containers (port 3000)
-	$(sam_check_installed)
-	$(sam_local_template)
-	env $(SAM_ENV) $(SAM) local start-api -t $(SAM_LOCAL_TEMPLATE) --env-vars $(SAM_ENV_VARS)
+sam-start-api: sam-local-check $(SAM_VENV)/.installed setup $(SAM_TEMPLATE_DEP) ## serve the API through containers on port $(SAM_PORT) (WARM=1: warm containers)
+	$(SAM_LOCAL) start-api $(SAM_LOCAL_ARGS) --port $(SAM_PORT) $(if $(WARM),--warm)
+
+sam-images: podman $(SAM_VENV)/.installed setup ## build the local look-alike Lambda images for podman (no registry needed)
+	$(PY) -m devtools.lambda_image build
+
+sam-images-remove: ## remove the local Lambda images (they are rebuilt on first use)
+	$(PY) -m devtools.lambda_image remove
 
 # The same without Docker: the handler imported in-process (devtools/invoke.py and
-# devtools/lambda_server.py). env.json's DB_HOST is host.docker.internal (the host as sam's
-# containers see it); these run on the host, so e.g. SET=DB_HOST=127.0.0.1.
+# devtools/lambda_server.py). env.json's DB_HOST, host.docker.internal (the host as sam's
+# containers see it), is 127.0.0.1 here; invoke migrates that database first.
 SET ?=
 LAMBDA_PORT ?= 8001
 
-invoke: setup ## run EVENT (one or more files) through the synthesized function in-process, no Docker (SET="KEY=VALUE ...")
-	$(PY) -m devtools.invoke --template $(SAM_TEMPLATE) --function $(SAM_FUNCTION) \
+invoke: setup $(SAM_TEMPLATE_DEP) ## run EVENT (one or more files) through the synthesized function in-process, no Docker (SET="KEY=VALUE ...")
+	$(PY) -m devtools.invoke --migrate --template $(SAM_TEMPLATE) --function $(SAM_FUNCTION) \
 		--env-vars $(SAM_ENV_VARS) $(addprefix -e ,$(EVENT)) $(addprefix --set ,$(SET)) $(INVOKE_ARGS)
 
 run-lambda: setup ## serve the API through the Lambda handler on http://$(HOST):$(LAMBDA_PORT) (HTTP API events; SQLite unless DATABASE_URL)

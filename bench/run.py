@@ -94,7 +94,7 @@ def prepare_database(url: str) -> None:
     import asyncpg
 
     from bench.routes import SEEDED_USERS
-    from tests.support.postgres import run
+    from devtools.postgres import run
     from users_api.migrate import migrate_database
     from users_api.settings import Settings
 
@@ -120,15 +120,16 @@ def prepare_database(url: str) -> None:
 
 
 class Handlers:
-    """The floor and the project's handler in this process, pointed at one database URL."""
+    """The floor and the project's handler in this process, pointed at one database URL,
+    both invoked on one LambdaRunner (one thread, one loop, as in the Lambda runtime)."""
 
     def __init__(self) -> None:
         import bench.floor_handler as floor
-        from tests.support.serving import ensure_event_loop
+        from devtools.lambda_runner import LambdaRunner
         from users_api.handler import handler
 
         self._floor = floor
-        self._ensure_loop = ensure_event_loop
+        self._runner = LambdaRunner(handler)
         self.by_name: dict[str, Handler] = {"floor": floor.handler, "project": handler}
 
     def point_at(self, url: str) -> None:
@@ -138,18 +139,12 @@ class Handlers:
         os.environ["DATABASE_URL"] = url
         self._floor.configure(url)
         # What a new execution environment would do: new settings, a new (lazy) engine.
-        self._ensure_loop().run_until_complete(dispose_engine())
+        self._runner.run(dispose_engine)
         get_settings.cache_clear()
 
     def invoke(self, name: str, event: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-        from devtools.lambda_runtime import LambdaContext
-
-        handler = self.by_name[name]
-        context = LambdaContext()
-        self._ensure_loop()
-        started = time.perf_counter()
-        response = handler(event, context)
-        return (time.perf_counter() - started) * 1000, response
+        """(ms in the handler, its response)."""
+        return self._runner.submit(event, handler=self.by_name[name]).result()
 
 
 class InThreadProxy:
@@ -841,7 +836,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sqlalchemy.engine import make_url
 
-    from tests.support.postgres import postgres_server, scratch_database
+    from devtools.postgres import postgres_server, scratch_database
 
     started = time.monotonic()
     report: dict[str, Any] = {}

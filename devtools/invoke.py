@@ -13,8 +13,10 @@ after the other, like invocations of one warm execution environment: the first p
 cold start (the import), the others reuse the module state, the engine and the event loop.
 
 env.json points the function at host.docker.internal, which is the host as seen from sam's
-containers; this process runs on the host, so override it: `--set DB_HOST=127.0.0.1`, or
-`--set DATABASE_URL=postgresql+asyncpg://...` (which wins over the DB_* parts).
+containers; this process runs on the host, where that name means 127.0.0.1, so it is mapped
+to that (with a note). `--set DB_HOST=...` or `--set DATABASE_URL=postgresql+asyncpg://...`
+(which wins over the DB_* parts) points it elsewhere. `--migrate` first applies the
+migrations to that database (`make invoke` does).
 
 Like sam, the function's log lines go to stderr and the responses to stdout: readable by
 default, or one JSON object per line with --json (first the function, then one object per
@@ -27,29 +29,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from devtools.lambda_runtime import LambdaContext, response_body, response_headers
+from devtools.lambda_runner import InitError, LambdaRunner
+from devtools.lambda_runtime import response_body, response_headers
 from devtools.local_function import (
     DEFAULT_ENV_VARS,
     DEFAULT_FUNCTION,
     DEFAULT_TEMPLATE,
     FunctionSpec,
-    InitError,
     SetupError,
     add_code_path,
     find_function,
     function_environment,
     host_variables,
-    import_handler,
     load_env_vars,
     load_template,
+    map_container_host,
     masked,
-    new_event_loop,
+    resolves,
     runtime_variables,
 )
 
@@ -170,17 +174,12 @@ class Printer:
 
 
 def invoke_all(
-    spec: FunctionSpec, handler: Any, events: list[Path], printer: Printer, init_ms: float
+    spec: FunctionSpec, runner: LambdaRunner, events: list[Path], printer: Printer, init_ms: float
 ) -> int:
     status = 0
     for index, path in enumerate(events):
         event = load_event(path)
-        context = LambdaContext(
-            function_name=spec.name,
-            memory_limit_in_mb=spec.memory_mb,
-            timeout_s=spec.timeout_s,
-            log_group_name=f"/aws/lambda/{spec.name}",
-        )
+        context = runner.context()
         record: dict[str, Any] = {
             "event": str(path),
             "request": describe_event(event),
@@ -193,8 +192,7 @@ def invoke_all(
         started = time.perf_counter()
         result: Any = None
         try:
-            result = handler(event, context)
-            result = json.loads(json.dumps(result))  # the runtime serialises it as JSON
+            result = runner.invoke(event, context)
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             record["error"] = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
@@ -223,6 +221,18 @@ def invoke_all(
     return status
 
 
+def migrate(env: Mapping[str, str]) -> None:
+    """The migrations, in a process of their own: the function's cold start stays its own."""
+    result = subprocess.run(
+        [sys.executable, "-m", "users_api.migrate"],
+        env={**env, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stdout=sys.stderr,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SetupError("the migrations failed (see above): is the database reachable?")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.invoke",
@@ -230,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         "events (sam local invoke without Docker).",
         epilog="env.json only overrides variables the template declares (as sam does); "
         "--set KEY=VALUE sets any variable and wins over everything, e.g. "
-        "--set DB_HOST=127.0.0.1 (env.json says host.docker.internal, for sam's containers) "
+        "--set DB_HOST=db.example (env.json's host.docker.internal is mapped to 127.0.0.1) "
         "or --set DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test.",
     )
     parser.add_argument("events", nargs="*", type=Path, metavar="EVENT", help="event files")
@@ -255,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="set a variable of the function (repeatable)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    parser.add_argument(
+        "--migrate", action="store_true",
+        help="apply the migrations to the function's database first (users_api.migrate)",
+    )  # fmt: skip
     return parser
 
 
@@ -280,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         env_vars = load_env_vars(env_vars_path, required=args.env_vars is not None)
         shell = dict(os.environ)
         env = function_environment(spec, env_vars, overrides, shell, str(env_vars_path))
+        map_container_host(env, resolves)
         code_dir, code_notes = add_code_path(spec)
         printer.function(spec, code_dir, env, env.notes + code_notes)
         # The function sees what Lambda would give it, not this shell's settings.
@@ -287,11 +302,17 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(
             {**host_variables(shell), **runtime_variables(spec, code_dir), **env.variables}
         )
-        new_event_loop()  # the process's one loop, from the cold start on
-        started = time.perf_counter()
-        handler = import_handler(spec.handler)
-        init_ms = (time.perf_counter() - started) * 1000
-        return invoke_all(spec, handler, events, printer, init_ms)
+        if args.migrate:
+            migrate(os.environ)
+        runner = LambdaRunner(
+            spec.handler,
+            function_name=spec.name,
+            memory_mb=spec.memory_mb,
+            timeout_s=spec.timeout_s,
+        )
+        with runner:
+            init_ms = runner.init()
+            return invoke_all(spec, runner, events, printer, init_ms)
     except SetupError as exc:
         print(f"invoke: {exc}", file=sys.stderr)
         return 2

@@ -27,33 +27,24 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from devtools.lambda_runtime import (
-    LambdaContext,
-    http_api_event,
-    response_body,
-    response_headers,
-)
+from devtools.lambda_runner import InitError, LambdaRunner
+from devtools.lambda_runtime import http_api_event, response_body, response_headers
 from devtools.local_function import (
     DEFAULT_FUNCTION,
     DEFAULT_HANDLER,
     FUNCTIONS_DIR,
     FunctionSpec,
-    InitError,
     SetupError,
     add_code_path,
     find_function,
     host_architecture,
-    import_handler,
     load_template,
     masked,
-    new_event_loop,
     runtime_variables,
 )
 
@@ -62,42 +53,6 @@ DEFAULT_TIMEOUT_S = 15.0
 # API Gateway's payload limit: larger requests never reach the function.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
-
-Handler = Callable[[dict[str, Any], Any], Any]
-
-
-class LambdaWorker:
-    """Runs the handler on one thread with one event loop, one invocation at a time."""
-
-    def __init__(self, spec: FunctionSpec) -> None:
-        self.spec = spec
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="lambda", initializer=new_event_loop
-        )
-        self._handler: Handler | None = None
-
-    def init(self) -> float:
-        """Import the handler on the worker thread (the cold start); returns its ms."""
-        started = time.perf_counter()
-        self._handler = self._executor.submit(import_handler, self.spec.handler).result()
-        return (time.perf_counter() - started) * 1000
-
-    def invoke(self, event: dict[str, Any]) -> Any:
-        return self._executor.submit(self._call, event).result()
-
-    def _call(self, event: dict[str, Any]) -> Any:
-        assert self._handler is not None
-        context = LambdaContext(
-            function_name=self.spec.name,
-            memory_limit_in_mb=self.spec.memory_mb,
-            timeout_s=self.spec.timeout_s,
-            log_group_name=f"/aws/lambda/{self.spec.name}",
-        )
-        result = self._handler(event, context)
-        return json.loads(json.dumps(result))  # the runtime serialises it as JSON
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def gateway_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -200,7 +155,7 @@ class LambdaHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], worker: LambdaWorker, *, access_log: bool = True
+        self, address: tuple[str, int], worker: LambdaRunner, *, access_log: bool = True
     ) -> None:
         super().__init__(address, GatewayRequestHandler)
         self.worker = worker
@@ -255,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         os.environ.update(runtime_variables(spec, code_dir))
-        worker = LambdaWorker(spec)
+        worker = LambdaRunner(
+            spec.handler,
+            function_name=spec.name,
+            memory_mb=spec.memory_mb,
+            timeout_s=spec.timeout_s,
+        )
         init_ms = worker.init()
     except SetupError as exc:
         print(f"lambda_server: {exc}", file=sys.stderr)

@@ -18,11 +18,10 @@ and an AWS endpoint on a closed loopback port, so no AWS call can leave this mac
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import json
 import platform
 import re
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -263,6 +262,32 @@ def function_environment(
     return env
 
 
+# The host as sam's containers see it (Docker; podman) names nothing on the host itself.
+CONTAINER_HOST_ALIASES = ("host.docker.internal", "host.containers.internal")
+
+
+def map_container_host(env: Environment, resolves: Callable[[str], bool]) -> None:
+    """DB_HOST from env.json names the host as a container sees it; in this process, on
+    the host, that is loopback (unless the name resolves here, or --set gave it)."""
+    host = env.variables.get("DB_HOST")
+    if host not in CONTAINER_HOST_ALIASES or env.sources["DB_HOST"] == "--set" or resolves(host):
+        return
+    env.variables["DB_HOST"] = "127.0.0.1"
+    env.sources["DB_HOST"] += f", {host} mapped to 127.0.0.1"
+    env.notes.append(
+        f"DB_HOST {host} is the host as sam's containers see it; on the host it is 127.0.0.1 "
+        "(--set DB_HOST=... for another)"
+    )
+
+
+def resolves(name: str) -> bool:
+    try:
+        socket.getaddrinfo(name, None)
+    except OSError:
+        return False
+    return True
+
+
 def runtime_variables(spec: FunctionSpec, code_dir: Path) -> dict[str, str]:
     """What the Lambda runtime itself sets in a function's environment."""
     return {
@@ -344,38 +369,3 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-class InitError(Exception):
-    """The handler could not be loaded (Lambda's Runtime.ImportModuleError and friends)."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.error_message = message
-
-
-def import_handler(handler: str) -> Callable[[dict[str, Any], Any], Any]:
-    module_name, _, attribute = handler.rpartition(".")
-    if not module_name:
-        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler}'")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise InitError(
-            "Runtime.ImportModuleError",
-            f"Unable to import module '{module_name}': {type(exc).__name__}: {exc}",
-        ) from exc
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        raise InitError(
-            "Runtime.HandlerNotFound", f"Handler '{attribute}' missing on module '{module_name}'"
-        )
-    return function
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The one loop of this thread, as the runtime process keeps it between invocations."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    return loop

@@ -16,10 +16,20 @@ from collections.abc import Coroutine
 from typing import Any
 
 _CHUNK = 65536
+_IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # Linux; named in Python 3.12+
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int, *, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        delay_s: float = 0.0,
+        listen: tuple[str, int] | None = None,
+    ) -> None:
+        """`listen`: an address of the caller's choosing instead of a free loopback port;
+        it may be one that appears later (a container bridge's gateway: IP_FREEBIND)."""
         self.target = (target_host, target_port)
         self.delay_s = delay_s
         self.round_trips = 0
@@ -30,9 +40,11 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._lock = threading.Lock()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port: int = s.getsockname()[1]
+        self.host, self.port = listen or ("127.0.0.1", 0)
+        if not self.port:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
 
     # --- control, from any thread -------------------------------------------------------
 
@@ -69,7 +81,11 @@ class TcpProxy:
 
     async def _listen(self) -> None:
         if self._server is None:
-            self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_IP, _IP_FREEBIND, 1)
+            sock.bind((self.host, self.port))
+            self._server = await asyncio.start_server(self._serve, sock=sock)
 
     async def _close(self) -> None:
         if self._server is not None:

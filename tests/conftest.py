@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
-from tests.support.postgres import postgres_server, run, scratch_database
+from devtools.postgres import postgres_server, run, scratch_database
 from tests.support.serving import Configure
 
 # Before anything imports boto3: no real credentials, no instance-metadata lookups, so no

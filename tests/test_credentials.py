@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 from sqlalchemy.engine import make_url
 
-from tests.support.pgbouncer import Pgbouncer, pgbouncer
-from tests.support.postgres import free_port, run
+from devtools.pgbouncer import Pgbouncer, pgbouncer
+from devtools.postgres import free_port, run
 from tests.support.serving import ROOT, Configure, lambda_client
 from users_api.credentials import IAM_TOKEN_MAX_AGE_S, IamTokenSource
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.postgres import free_port
 from tests.infra.pins import read_pins
-from tests.support.postgres import free_port
 from users_api.log_format import TextFormatter
 from users_api.settings import Settings
 

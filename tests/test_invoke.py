@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 
 from devtools.local_function import (
+    CONTAINER_HOST_ALIASES,
     FunctionSpec,
     SetupError,
     find_function,
     function_environment,
+    map_container_host,
     masked,
     module_file,
     resolve_intrinsic,
@@ -212,6 +214,22 @@ def test_precedence_set_over_env_json_over_shell_over_template() -> None:
     )
     assert env.variables == {"A": "shell", "B": "file", "C": "set", "D": "template", "NEW": "set"}
     assert env.sources["NEW"] == "--set"
+
+
+@pytest.mark.parametrize("alias", CONTAINER_HOST_ALIASES)
+def test_container_host_name_means_loopback_on_the_host(alias: str) -> None:
+    spec = _spec(DB_HOST="db.internal", DB_NAME="users")
+    from_file = function_environment(spec, {"UsersApiFunction": {"DB_HOST": alias}}, {}, {})
+    map_container_host(from_file, resolves=lambda _name: False)
+    assert from_file.variables["DB_HOST"] == "127.0.0.1"
+    assert from_file.sources["DB_HOST"] == f"env.json, {alias} mapped to 127.0.0.1"
+    assert any(alias in note for note in from_file.notes)
+    # A name that resolves here (a Docker Desktop host), or one given with --set, stays.
+    resolving = function_environment(spec, {"UsersApiFunction": {"DB_HOST": alias}}, {}, {})
+    map_container_host(resolving, resolves=lambda _name: True)
+    given = function_environment(spec, {}, {"DB_HOST": alias}, {})
+    map_container_host(given, resolves=lambda _name: False)
+    assert resolving.variables["DB_HOST"] == given.variables["DB_HOST"] == alias
 
 
 def test_secrets_are_masked() -> None:

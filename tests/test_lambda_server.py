@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.lambda_server import MAX_REQUEST_BYTES, LambdaHTTPServer, LambdaWorker
-from devtools.local_function import FunctionSpec
-from tests.support.postgres import free_port
+from devtools.lambda_runner import LambdaRunner
+from devtools.lambda_server import MAX_REQUEST_BYTES, LambdaHTTPServer
+from devtools.postgres import free_port
 from tests.support.serving import server_process
 
 pytestmark = pytest.mark.slow
@@ -95,14 +95,7 @@ def probe_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    spec = FunctionSpec(
-        logical_id="Fake",
-        name="Fake",
-        handler=f"{__name__}.fake_handler",
-        timeout_s=5,
-        code_dir=ROOT,
-    )
-    worker = LambdaWorker(spec)
+    worker = LambdaRunner(f"{__name__}.fake_handler", function_name="Fake", timeout_s=5)
     worker.init()
     server = LambdaHTTPServer(("127.0.0.1", 0), worker, access_log=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

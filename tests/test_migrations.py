@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
-from tests.support.postgres import run, scratch_database
+from devtools.postgres import run, scratch_database
 from tests.support.serving import Configure
 from users_api.models import Base
 

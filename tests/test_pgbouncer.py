@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from devtools.pgbouncer import Pgbouncer, pgbouncer
 from devtools.tcp_proxy import TcpProxy
-from tests.support.pgbouncer import Pgbouncer, pgbouncer
+from devtools.tls import Certificates, make_certificates
 from tests.support.serving import ROOT, Configure, lambda_client
-from tests.support.tls import Certificates, make_certificates
 
 pytestmark = pytest.mark.postgres
 

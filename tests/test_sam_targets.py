@@ -1,18 +1,17 @@
-"""The make targets of sam.mk on a machine without a container runtime (this one).
+"""The container-engine check of sam.mk, and `make invoke` (no container at all).
 
-`make sam-invoke` and `make sam-start-api` stop at once with one clear message that names
-the container runtime and the Docker-free equivalents, and exit non-zero; `make invoke`
-runs the events in-process and says `make synth` when the template is missing.
-The synthesized template is handed in (SAM_TEMPLATE=...), so the runtime is the only thing
-missing; a dead DOCKER_HOST makes sure of that wherever the tests run.
+Where no engine can run, `make sam-invoke` and `make sam-start-api` stop at once with one
+clear message (devtools/container_engine.py) naming what was tried and the Docker-free
+equivalents; `make invoke` runs the events in-process and says `make synth` when the
+template is missing. (tests/test_sam_local.py runs sam local itself.)
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,25 +45,26 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    "target", [["sam-invoke", "EVENT=events/http-api/health.json"], ["sam-start-api"]]
-)
-def test_sam_targets_need_a_container_runtime(
-    template_path: Path, tmp_path: Path, target: list[str]
-) -> None:
-    if not SAM_INSTALLED.exists():
-        pytest.skip("SAM CLI not installed (`make sam-setup`); this test does not install it")
-    if shutil.which("finch"):
-        pytest.skip("finch is on PATH: a container runtime may be running here")
-    sam_copy = tmp_path / "sam" / template_path.name
-    result = make(*target, f"SAM_TEMPLATE={template_path}", f"SAM_LOCAL_TEMPLATE={sam_copy}")
-    assert result.returncode != 0
+def test_no_container_engine_gets_one_clear_message(tmp_path: Path) -> None:
+    """Neither Docker, Finch nor podman on PATH, no Docker socket: one message names what
+    was tried, how to get an engine, and the Docker-free equivalents."""
+    env = {"PATH": str(tmp_path), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.container_engine"],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
     message = result.stderr
-    assert f"make {target[0]}: cannot run sam local:" in message
-    assert "sam local needs a container runtime (Docker or Finch)" in message
+    assert "sam local needs a container engine (Docker, Finch or podman)" in message
+    assert "no Docker API answers at unix:///nonexistent/docker.sock" in message
+    assert "no finch on PATH" in message
+    assert "no podman on PATH (`make podman` installs it with apt)" in message
     assert "`make invoke EVENT=...` or `make run-lambda`" in message
-    assert "does not exist" not in message  # the template and event are there
-    assert not sam_copy.exists()  # stopped before anything else ran
 
 
 @pytest.mark.postgres

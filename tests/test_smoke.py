@@ -25,16 +25,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.lambda_runner import ensure_event_loop
+from devtools.postgres import free_port
 from devtools.smoke import READ_ONLY_STEP, STEPS, api_url_from_outputs
 from tests.conftest import empty_tables
-from tests.support.postgres import free_port
-from tests.support.serving import (
-    UVICORN_ARGS,
-    Configure,
-    ensure_event_loop,
-    server_process,
-    uvicorn_client,
-)
+from tests.support.serving import UVICORN_ARGS, Configure, server_process, uvicorn_client
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP_LINE = re.compile(

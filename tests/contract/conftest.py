@@ -17,6 +17,7 @@ from tests.support.serving import (
     asgi_client,
     lambda_client,
     lambda_server_client,
+    sam_api_client,
     uvicorn_client,
 )
 
@@ -46,6 +47,7 @@ SERVINGS: dict[str, tuple[str, Serving, bool]] = {
     ),
     "uvicorn-postgres": ("postgres", lambda url, _configure: uvicorn_client(url), False),
     "lambda-server-postgres": ("postgres", lambda url, _configure: lambda_server_client(url), True),
+    "sam-start-api-postgres": ("postgres", lambda url, _configure: sam_api_client(url), True),
 }
 
 
@@ -62,7 +64,38 @@ def serving(request: pytest.FixtureRequest) -> Iterator[Api]:
             configure.reset()
 
 
+def _not_utf8(params: dict[str, object]) -> bool:
+    raw = params.get("raw")
+    try:
+        (raw if isinstance(raw, bytes) else b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+# Where SAM CLI's local API Gateway (1.170) differs from API Gateway, not the app: each such
+# case is expected to fail (strict: when SAM fixes it, the test says so).
+EMULATOR_GAPS: dict[tuple[str, str], tuple[Callable[[dict[str, object]], bool], str]] = {
+    ("sam-start-api-postgres", "test_request_id_rules"): (
+        lambda _params: True,
+        "sam's event builder takes `request_id=str(uuid.uuid4())` as a default argument "
+        "(samcli/local/events/api_event.py): one request id for every request of the process",
+    ),
+    ("sam-start-api-postgres", "test_create_rejects_bodies_that_are_not_json"): (
+        _not_utf8,
+        "sam decodes a non-binary body as UTF-8 before calling the function and answers 502 "
+        "on bytes that are not UTF-8 (samcli/local/apigw/local_apigw_service.py)",
+    ),
+}
+
+
 @pytest.fixture
-def api(serving: Api) -> Api:
+def api(serving: Api, request: pytest.FixtureRequest) -> Api:
+    params = request.node.callspec.params
+    applies, reason = EMULATOR_GAPS.get(
+        (params["serving"], request.node.originalname), (lambda _params: False, "")
+    )
+    if applies(params):
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
     empty_tables(serving.database_url)
     return serving

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.postgres import scratch_database
 from infra import bundling
-from tests.support.postgres import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 

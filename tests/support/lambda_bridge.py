@@ -1,33 +1,25 @@
 """An ASGI app that serves each request through the Lambda handler, as API Gateway would.
 
 Tools that speak ASGI (schemathesis, httpx.ASGITransport) can then exercise the exact Lambda
-path. The handler runs on one worker thread with its own event loop, like the Lambda
-runtime's single thread, outside the caller's loop.
+path. The handler runs in a devtools.lambda_runner.LambdaRunner (one thread, one loop, like
+the Lambda runtime's), outside the caller's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from devtools.lambda_runtime import (
-    LambdaContext,
-    http_api_event,
-    response_body,
-    response_headers,
-)
+from devtools.lambda_runner import EventBuilder, LambdaRunner
+from devtools.lambda_runtime import http_api_event, response_body, response_headers
 
 
 class LambdaBridge:
-    def __init__(self, handler: Any, build_event: Any = http_api_event) -> None:
-        self.handler = handler
+    def __init__(self, handler: Any, build_event: EventBuilder = http_api_event) -> None:
+        self.runner = LambdaRunner(handler)
         self.build_event = build_event
-        self.executor = ThreadPoolExecutor(
-            1, initializer=lambda: asyncio.set_event_loop(asyncio.new_event_loop())
-        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -48,8 +40,7 @@ class LambdaBridge:
             headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
             body=body,
         )
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self.executor, self.handler, event, LambdaContext())
+        _ms, result = await asyncio.wrap_future(self.runner.submit(event))
         await send(
             {
                 "type": "http.response.start",

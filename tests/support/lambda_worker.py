@@ -15,7 +15,8 @@ import sys
 from collections import Counter
 from typing import Any
 
-from devtools.lambda_runtime import LambdaContext, http_api_event, response_body
+from devtools.lambda_runner import LambdaRunner
+from devtools.lambda_runtime import response_body
 
 
 class _Errors(logging.Handler):
@@ -51,12 +52,13 @@ def main() -> None:
     logger.addHandler(errors)
     logger.setLevel("ERROR")  # keep stdout for the summary
 
+    runner = LambdaRunner(handler)
+
     def invoke(method: str, path: str, body: dict[str, Any] | None = None, query: str = "") -> Any:
         raw = json.dumps(body).encode() if body is not None else b""
-        event = http_api_event(
+        _event, result = runner.request(
             method, path, query=query, body=raw, headers={"content-type": "application/json"}
         )
-        result = handler(event, LambdaContext())
         statuses[result["statusCode"]] += 1
         return json.loads(response_body(result) or b"null")
 
@@ -78,6 +80,7 @@ def main() -> None:
         else:
             invoke("DELETE", f"/users/{user_id or 1}")
         done += 1
+    runner.close()
     print(json.dumps({"statuses": dict(statuses), "errors": errors.messages}))
 
 

@@ -7,12 +7,12 @@ another process.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.lambda_runtime import (
-    LambdaContext,
-    http_api_event,
-    response_body,
-    response_headers,
-)
-from tests.support.postgres import free_port, run
+from devtools.lambda_runner import EventBuilder, LambdaRunner
+from devtools.lambda_runner import ensure_event_loop as ensure_event_loop  # the handler tests
+from devtools.lambda_runtime import http_api_event, response_body, response_headers
+from devtools.postgres import free_port, run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,47 +50,25 @@ class Configure:
         get_settings.cache_clear()
 
 
-def ensure_event_loop() -> asyncio.AbstractEventLoop:
-    """The thread's current loop, as the Lambda runtime process keeps it between calls."""
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-        if not loop.is_closed():
-            return loop
-    except RuntimeError:
-        pass
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    return loop
-
-
-EventBuilder = Callable[..., dict[str, Any]]
-
-
 class LambdaTransport(httpx.BaseTransport):
-    """Turns each request into an API Gateway event and calls the Lambda handler with it."""
+    """Turns each request into an API Gateway event and invokes the Lambda handler with it
+    (devtools.lambda_runner: its own thread and loop, as in the Lambda runtime)."""
 
-    def __init__(
-        self,
-        handler: Callable[[dict[str, Any], Any], dict[str, Any]],
-        build_event: EventBuilder,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.handler = handler
+    def __init__(self, runner: LambdaRunner, build_event: EventBuilder) -> None:
+        self.runner = runner
         self.build_event = build_event
-        self.timeout_s = timeout_s
         self.events: list[dict[str, Any]] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        event = self.build_event(
+        event, result = self.runner.request(
             request.method,
             request.url.path,
             query=request.url.query.decode(),
             headers=dict(request.headers),
             body=request.read(),
+            build_event=self.build_event,
         )
         self.events.append(event)
-        ensure_event_loop()
-        result = self.handler(event, LambdaContext(timeout_s=self.timeout_s))
         return httpx.Response(
             result["statusCode"],
             headers=response_headers(result),
@@ -119,9 +94,14 @@ def lambda_client(
     configure(DATABASE_URL=database_url, AWS_LAMBDA_FUNCTION_NAME="UsersApiFunction")
     from users_api.handler import handler
 
-    transport = LambdaTransport(handler, build_event)
-    with httpx.Client(transport=transport, base_url="https://local.execute-api") as client:
-        yield client
+    with LambdaRunner(handler) as runner:
+        transport = LambdaTransport(runner, build_event)
+        with httpx.Client(transport=transport, base_url="https://local.execute-api") as client:
+            yield client
+        # The engine lives on the runner's loop: dispose of it there.
+        from users_api.db import dispose_engine
+
+        runner.run(dispose_engine)
 
 
 @contextmanager
@@ -189,4 +169,20 @@ LAMBDA_SERVER_ARGS = ["-m", "devtools.lambda_server", "--port", "{port}", "--no-
 @contextmanager
 def lambda_server_client(database_url: str) -> Iterator[httpx.Client]:
     with server_process(LAMBDA_SERVER_ARGS, {"DATABASE_URL": database_url}) as client:
+        yield client
+
+
+@contextmanager
+def sam_api_client(database_url: str) -> Iterator[httpx.Client]:
+    """`sam local start-api` on the synthesized dev stage, warm containers (`make
+    sam-start-api WARM=1`); skipped, with the reason, where no container engine can run."""
+    from devtools.sam_local import start_api
+    from tests.support.sam import sam_session
+
+    with (
+        tempfile.TemporaryDirectory() as work,
+        sam_session(database_url, Path(work)) as session,
+        start_api(session, free_port(), warm=True, log=Path(work) / "sam.log") as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
         yield client

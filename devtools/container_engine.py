@@ -1,0 +1,192 @@
+"""The container engine `sam local` talks to: Docker, Finch or podman, whichever answers.
+
+SAM CLI speaks the Docker API and finds Docker (DOCKER_HOST or the default socket) and
+Finch by itself. Podman serves the same API only while `podman system service` runs, so
+when neither answers, a podman service is started on a socket of the project's own
+(.build/podman/podman.sock) with the project's containers.conf (runc, cgroupfs, no default
+rlimits: what runs inside sandboxes and CI machines), and stopped again afterwards.
+
+    python -m devtools.container_engine     # which engine answers, or why none does
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTAINERS_CONF = Path(__file__).resolve().parent / "podman" / "containers.conf"
+STATE_DIR = ROOT / ".build" / "podman"
+DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
+
+
+class NoEngine(Exception):
+    """No container engine can run here; the message says what was tried."""
+
+
+@dataclass
+class Engine:
+    name: str  # docker, finch or podman
+    # What sam needs in DOCKER_HOST; None when sam finds the engine by itself.
+    docker_host: str | None = None
+    service: subprocess.Popen[bytes] | None = None  # a podman service started here
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {"CONTAINERS_CONF": str(CONTAINERS_CONF)} if self.name == "podman" else {}
+        return {**env, "DOCKER_HOST": self.docker_host} if self.docker_host else env
+
+
+def podman_env() -> dict[str, str]:
+    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+
+
+def podman(
+    *args: str, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - podman with fixed arguments
+        ["podman", *args],  # noqa: S607 - podman from PATH
+        env=podman_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def docker_api_answers(docker_host: str, timeout: float = 5) -> bool:
+    """Does a Docker API answer `GET /_ping` on this unix:// address?"""
+    if not docker_host.startswith("unix://"):
+        return False  # tcp:// and ssh:// engines: let sam find out
+    try:
+        connection = _UnixConnection(docker_host.removeprefix("unix://"), timeout)
+        connection.request("GET", "/_ping")
+        ok = connection.getresponse().status == 200
+        connection.close()
+    except OSError:
+        return False
+    return ok
+
+
+def podman_can_run() -> str | None:
+    """None when podman can run containers here, else why not."""
+    if not shutil.which("podman"):
+        return "no podman on PATH (`make podman` installs it with apt)"
+    if not shutil.which("runc"):
+        return "no runc on PATH (`make podman` installs it with apt)"
+    try:
+        result = podman("info", "--format", "{{.Host.OCIRuntime.Name}}", timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"`podman info` failed: {exc}"
+    if result.returncode != 0:
+        return f"`podman info` failed: {result.stderr.strip()[-500:]}"
+    return None
+
+
+def start_podman_service(state_dir: Path = STATE_DIR) -> Engine:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = state_dir / "podman.sock"
+    socket_path.unlink(missing_ok=True)
+    docker_host = f"unix://{socket_path}"
+    log = (state_dir / "service.log").open("ab")
+    service = subprocess.Popen(  # noqa: S603 - podman with fixed arguments
+        ["podman", "system", "service", "--time=0", docker_host],  # noqa: S607
+        env=podman_env(),
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # a Ctrl-C in make reaches sam, then we stop this
+    )
+    deadline = time.monotonic() + 30
+    while not docker_api_answers(docker_host, timeout=2):
+        if service.poll() is not None or time.monotonic() > deadline:
+            stop(Engine("podman", docker_host, service))
+            raise NoEngine(f"`podman system service` did not answer (see {state_dir}/service.log)")
+        time.sleep(0.1)
+    return Engine("podman", docker_host, service)
+
+
+def stop(engine: Engine) -> None:
+    if engine.service is not None and engine.service.poll() is None:
+        engine.service.terminate()
+        try:
+            engine.service.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            engine.service.kill()
+            engine.service.wait()
+
+
+def find_engine(state_dir: Path = STATE_DIR, *, start: bool = True) -> Engine:
+    """The first engine that answers: Docker, then Finch, then podman (started here)."""
+    why: list[str] = []
+    docker_host = os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_DOCKER_SOCKET}"
+    if docker_api_answers(docker_host):
+        return Engine("docker", os.environ.get("DOCKER_HOST"))
+    why.append(f"no Docker API answers at {docker_host} (is Docker running?)")
+    if shutil.which("finch"):
+        result = subprocess.run(
+            ["finch", "info"],  # noqa: S607 - finch from PATH, as sam finds it
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode == 0:
+            return Engine("finch")
+        why.append("finch is installed but `finch info` fails (run `finch vm start`)")
+    else:
+        why.append("no finch on PATH")
+    reason = podman_can_run()
+    if reason is not None:
+        why.append(reason)
+        raise NoEngine("; ".join(why))
+    if not start:
+        return Engine("podman")
+    return start_podman_service(state_dir)
+
+
+@contextmanager
+def running_engine(state_dir: Path = STATE_DIR) -> Iterator[Engine]:
+    """An engine for the length of the block; a podman service started for it stops after."""
+    engine = find_engine(state_dir)
+    try:
+        yield engine
+    finally:
+        stop(engine)
+
+
+def main() -> int:
+    try:
+        engine = find_engine(start=False)
+    except NoEngine as exc:
+        print(
+            f"sam local needs a container engine (Docker, Finch or podman); none can run here: "
+            f"{exc}. Install one (`make podman`), or use `make invoke EVENT=...` or "
+            "`make run-lambda`, the Docker-free equivalents.",
+            file=sys.stderr,
+        )
+        return 1
+    print(engine.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""A local look-alike of the Lambda python3.12 base image, built from local files only.
+
+`sam local` runs a zip function in AWS's Lambda base image for its runtime, plus a "rapid"
+layer with the runtime interface emulator (aws-lambda-rie, shipped inside SAM CLI's own
+package). Where no container registry is reachable, this builds both images with podman and
+no network: `podman import` of a root file system made here, then `podman build
+--pull=never --network=none` for the rapid layer. sam uses them through `--invoke-image`
+and `--skip-pull-image` (devtools/sam_local.py), so they carry names of their own
+(BASE_REPO) and never shadow the real image on a machine that can pull.
+
+The root file system holds what the real image provides to this function:
+- /var/lang: CPython 3.12, copied from the interpreter the bundler uses
+  (infra.bundling.find_python312), without its tests, Tk and IDLE;
+- /var/runtime: awslambdaric and its dependencies (requirements/lambda-image.txt, wheels
+  for the image's architecture) and a `bootstrap` that runs it, as the real image's does;
+- /lib64: the dynamic loader and the shared libraries that Python, its extension modules
+  and the manylinux2014 wheels of a bundle link against (`librt.so.1` included);
+- /etc: a passwd, group and nsswitch.conf so that host names resolve from /etc/hosts.
+
+    python -m devtools.lambda_image build     # both images (about 10 s)
+    python -m devtools.lambda_image remove
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from devtools.container_engine import STATE_DIR, podman
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "requirements" / "lambda-image.txt"
+SAM_SITE = ROOT / ".venv-sam" / "lib"
+BASE_REPO = "localhost/users-api-lambda/python"
+ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+WHEEL_PLATFORMS = {
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
+    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
+}
+# The libraries a manylinux2014 wheel may link against without shipping them (PEP 599),
+# less the graphical ones, which nothing in this function loads.
+MANYLINUX2014_LIBS = (
+    "libgcc_s.so.1", "libstdc++.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libc.so.6",
+    "libnsl.so.1", "libutil.so.1", "libpthread.so.0", "libresolv.so.2", "libcrypt.so.1",
+)  # fmt: skip
+SKIPPED_STDLIB = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "site-packages"}
+IMAGE_ENV = {
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin",
+    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
+    "/var/task:/var/task/lib:/opt/lib",
+    "LANG": "en_US.UTF-8",
+    "TZ": ":/etc/localtime",
+    "LAMBDA_TASK_ROOT": "/var/task",
+    "LAMBDA_RUNTIME_DIR": "/var/runtime",
+}
+BOOTSTRAP = """#!/var/lang/bin/python3.12
+# What the python3.12 image's bootstrap does: awslambdaric serves the handler.
+import os
+import sys
+
+sys.path[:0] = ["/var/task", "/opt/python"]
+from awslambdaric.__main__ import main
+
+os.chdir(os.environ.get("LAMBDA_TASK_ROOT", "/var/task"))
+main([sys.argv[0], sys.argv[1] if len(sys.argv) > 1 else os.environ["_HANDLER"]])
+"""
+
+
+class CannotBuild(Exception):
+    """Something this machine lacks for the image (the message says what)."""
+
+
+def host_architecture() -> str:
+    machine = platform.machine().lower()
+    return ARCHITECTURES.get(machine, machine)
+
+
+def base_image(architecture: str) -> str:
+    return f"{BASE_REPO}:3.12-{architecture}"
+
+
+def rapid_image(architecture: str) -> str:
+    """The name sam derives from `--invoke-image base_image(...)` (repository:rapid-arch)."""
+    return f"{BASE_REPO}:rapid-{architecture}"
+
+
+def image_exists(name: str) -> bool:
+    return podman("image", "exists", name, check=False).returncode == 0
+
+
+def images_ready(architecture: str | None = None) -> bool:
+    architecture = architecture or host_architecture()
+    return image_exists(base_image(architecture)) and image_exists(rapid_image(architecture))
+
+
+def _python_home(python: str) -> Path:
+    out = subprocess.run(  # noqa: S603 - a local interpreter with fixed arguments
+        [python, "-c", "import sys; print(sys.base_prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(out.stdout.strip())
+
+
+def _copy_python(home: Path, lang: Path) -> None:
+    (lang / "bin").mkdir(parents=True)
+    shutil.copy2(home / "bin" / "python3.12", lang / "bin" / "python3.12")
+    for alias in ("python3", "python"):
+        (lang / "bin" / alias).symlink_to("python3.12")
+    (lang / "lib").mkdir()
+    for library in glob.glob(str(home / "lib" / "libpython3*.so*")):
+        shutil.copy2(library, lang / "lib", follow_symlinks=True)
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        top = Path(directory) == home / "lib" / "python3.12"
+        return {
+            n
+            for n in names
+            if (top and n in SKIPPED_STDLIB) or n.startswith(("config-", "_tkinter"))
+        }
+
+    shutil.copytree(home / "lib" / "python3.12", lang / "lib" / "python3.12", ignore=ignore)
+    (lang / "lib" / "python3.12" / "site-packages").mkdir()
+
+
+def _install_runtime(runtime: Path, architecture: str) -> None:
+    platforms = WHEEL_PLATFORMS[architecture]
+    subprocess.run(  # noqa: S603 - pip with fixed arguments
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+            "--implementation", "cp", "--target", str(runtime), "-r", str(REQUIREMENTS),
+            *(arg for p in platforms for arg in ("--platform", p)),
+        ],
+        check=True,
+    )  # fmt: skip
+    bootstrap = runtime / "bootstrap"
+    bootstrap.write_text(BOOTSTRAP)
+    bootstrap.chmod(0o755)
+
+
+_LDD_LINE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x")
+
+
+def _shared_libraries(rootfs: Path) -> set[Path]:
+    """The host's copies of every library the ELF files under rootfs need (ldd), plus
+    the manylinux2014 set, plus the dynamic loader."""
+    needed: set[Path] = set()
+    elf_files = [rootfs / "var" / "lang" / "bin" / "python3.12"]
+    elf_files += [Path(p) for p in glob.glob(str(rootfs / "**" / "*.so*"), recursive=True)]
+    for path in elf_files:
+        result = subprocess.run(  # noqa: S603 - ldd on files built here
+            ["ldd", str(path)],  # noqa: S607 - the host's ldd
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"LD_LIBRARY_PATH": str(rootfs / "var" / "lang" / "lib")},
+        )
+        for match in _LDD_LINE.finditer(result.stdout):
+            found = Path(match[1])
+            if not found.is_relative_to(rootfs):
+                needed.add(found)
+    cache = subprocess.run(
+        ["ldconfig", "-p"],  # noqa: S607 - the host's library cache
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in MANYLINUX2014_LIBS:
+        match = re.search(rf"^\s*{re.escape(name)} \(libc6,x86-64\) => (\S+)$", cache, re.M)
+        match = match or re.search(rf"^\s*{re.escape(name)} \([^)]*\) => (\S+)$", cache, re.M)
+        if match:
+            needed.add(Path(match[1]))
+    return needed
+
+
+def build_rootfs(rootfs: Path, python: str, architecture: str) -> None:
+    home = _python_home(python)
+    _copy_python(home, rootfs / "var" / "lang")
+    _install_runtime(rootfs / "var" / "runtime", architecture)
+    lib64 = rootfs / "lib64"
+    lib64.mkdir()
+    for library in _shared_libraries(rootfs):
+        # Under the name it is asked for (a soname symlink on the host), as a real file.
+        shutil.copy2(library, lib64 / library.name, follow_symlinks=True)
+    for directory in ("var/task", "opt", "etc", "tmp", "usr"):
+        (rootfs / directory).mkdir(parents=True, exist_ok=True)
+    (rootfs / "usr" / "lib64").symlink_to("../lib64")
+    (rootfs / "tmp").chmod(0o1777)
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/sbin/nologin\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\n")
+    (rootfs / "etc" / "nsswitch.conf").write_text("hosts: files dns\n")
+
+
+def _rie(architecture: str) -> Path:
+    rapid = SAM_SITE.glob(
+        f"python3*/site-packages/samcli/local/rapid/aws-lambda-rie-{architecture}"
+    )
+    found = sorted(rapid)
+    if not found:
+        raise CannotBuild("SAM CLI is not installed in .venv-sam: run `make sam-setup`")
+    return found[0]
+
+
+def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def build(architecture: str | None = None, python: str | None = None) -> float:
+    """Build the base and rapid images; returns the seconds it took."""
+    started = time.monotonic()
+    architecture = architecture or host_architecture()
+    if python is None:
+        from infra.bundling import find_python312
+
+        python = find_python312()
+    if python is None:
+        raise CannotBuild(
+            "no CPython 3.12 on this machine to put in the image (python3.12 on PATH or "
+            "pyenv's): none of the package registries reachable here ships a relocatable one"
+        )
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    remove(architecture)  # not left behind untagged when the new ones take the names
+    with tempfile.TemporaryDirectory(dir=STATE_DIR) as work:
+        rootfs = Path(work) / "rootfs"
+        build_rootfs(rootfs, python, architecture)
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for child in sorted(rootfs.iterdir()):
+                tar.add(child, arcname=child.name, filter=_root_owned)
+        tar_path = Path(work) / "rootfs.tar"
+        tar_path.write_bytes(archive.getvalue())
+        changes = [f"ENV {name}={value}" for name, value in IMAGE_ENV.items()]
+        changes += ["WORKDIR /var/task", 'ENTRYPOINT ["/var/runtime/bootstrap"]']
+        podman(
+            "import", *(arg for c in changes for arg in ("--change", c)),
+            str(tar_path), base_image(architecture), timeout=600,
+        )  # fmt: skip
+        context = Path(work) / "rapid"
+        context.mkdir()
+        shutil.copy(_rie(architecture), context / "aws-lambda-rie")
+        (context / "aws-lambda-rie").chmod(0o755)
+        (context / "Containerfile").write_text(
+            f"FROM {base_image(architecture)}\nCOPY aws-lambda-rie /var/rapid/aws-lambda-rie\n"
+        )
+        podman(
+            "build", "--pull=never", "--network=none", "--quiet",
+            "-t", rapid_image(architecture), str(context), timeout=600,
+        )  # fmt: skip
+    return time.monotonic() - started
+
+
+def remove(*architectures: str) -> None:
+    for architecture in architectures or sorted(set(ARCHITECTURES.values())):
+        for name in (rapid_image(architecture), base_image(architecture)):
+            if image_exists(name):
+                podman("rmi", "--force", name)
+                print(f"removed {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.lambda_image")
+    parser.add_argument("action", choices=("build", "remove", "check"))
+    parser.add_argument("--if-missing", action="store_true", help="build only when absent")
+    args = parser.parse_args(argv)
+    if args.action == "remove":
+        remove()
+    elif args.action == "check":
+        return 0 if images_ready() else 1
+    elif not (args.if_missing and images_ready()):
+        try:
+            seconds = build()
+        except CannotBuild as exc:
+            print(f"cannot build the local Lambda images: {exc}", file=sys.stderr)
+            return 1
+        arch = host_architecture()
+        print(f"built {base_image(arch)} and {rapid_image(arch)} in {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""One Lambda execution environment in this process: the handler on one thread, one loop.
+
+The Lambda runtime calls a Python handler on one thread, one invocation at a time, and keeps
+that thread's event loop (and so the module state, the engine and its connections) from the
+cold start to the last invocation. LambdaRunner does the same on a worker thread of its own,
+whoever calls it and from whatever thread or loop. Every in-process serving uses it:
+`make invoke` (devtools/invoke.py), `make run-lambda` (devtools/lambda_server.py), the tests'
+httpx transport, ASGI bridge and worker process (tests/support/), and the bench's
+in-process handlers.
+
+    runner = LambdaRunner("users_api.handler.handler")
+    init_ms = runner.init()                        # the cold start: the import
+    event, result = runner.request("GET", "/health")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from devtools.lambda_runtime import LambdaContext, http_api_event
+
+Handler = Callable[[dict[str, Any], Any], Any]
+EventBuilder = Callable[..., dict[str, Any]]
+T = TypeVar("T")
+
+
+class InitError(Exception):
+    """The handler could not be loaded (Lambda's Runtime.ImportModuleError and friends)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.error_message = message
+
+
+def import_handler(handler: str) -> Handler:
+    module_name, _, attribute = handler.rpartition(".")
+    if not module_name:
+        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler}'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise InitError(
+            "Runtime.ImportModuleError",
+            f"Unable to import module '{module_name}': {type(exc).__name__}: {exc}",
+        ) from exc
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise InitError(
+            "Runtime.HandlerNotFound", f"Handler '{attribute}' missing on module '{module_name}'"
+        )
+    return function
+
+
+def ensure_event_loop() -> asyncio.AbstractEventLoop:
+    """This thread's loop, made once and kept, as the runtime process keeps it."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if not loop.is_closed():
+            return loop
+    except RuntimeError:
+        pass
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+class LambdaRunner:
+    """A handler (or a handler string, imported on `init`) on one thread with one loop."""
+
+    def __init__(
+        self,
+        handler: Handler | str,
+        *,
+        function_name: str = "UsersApiFunction",
+        memory_mb: int = 512,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._handler: Handler | None = None if isinstance(handler, str) else handler
+        self._handler_name = handler if isinstance(handler, str) else None
+        self.function_name = function_name
+        self.memory_mb = memory_mb
+        self.timeout_s = timeout_s
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="lambda", initializer=ensure_event_loop
+        )
+
+    def __enter__(self) -> LambdaRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def init(self) -> float:
+        """Import the handler on the runner's thread (the cold start); returns its ms."""
+        started = time.perf_counter()
+        if self._handler is None:
+            assert self._handler_name is not None
+            self._handler = self.call(import_handler, self._handler_name)
+        return (time.perf_counter() - started) * 1000
+
+    def context(self) -> LambdaContext:
+        return LambdaContext(
+            function_name=self.function_name,
+            memory_limit_in_mb=self.memory_mb,
+            timeout_s=self.timeout_s,
+            log_group_name=f"/aws/lambda/{self.function_name}",
+        )
+
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run anything on the runner's thread (where the handler's loop is current)."""
+        return self._executor.submit(function, *args).result()
+
+    def run(self, coroutine: Callable[[], Awaitable[T]]) -> T:
+        """Await a coroutine on the handler's loop (e.g. `dispose_engine`)."""
+        return self.call(lambda: ensure_event_loop().run_until_complete(coroutine()))
+
+    def submit(
+        self, event: dict[str, Any], context: Any = None, handler: Handler | None = None
+    ) -> Future[tuple[float, Any]]:
+        """One invocation, as a future of (ms in the handler, result as JSON gives it)."""
+        if self._handler is None and handler is None:
+            self.init()
+        return self._executor.submit(self._invoke, handler, event, context or self.context())
+
+    def _invoke(self, handler: Handler | None, event: dict[str, Any], context: Any) -> Any:
+        function = handler or self._handler
+        assert function is not None
+        started = time.perf_counter()
+        result = function(event, context)
+        elapsed = (time.perf_counter() - started) * 1000
+        return elapsed, json.loads(json.dumps(result))  # the runtime serialises it as JSON
+
+    def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
+        return self.submit(event, context).result()[1]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        build_event: EventBuilder = http_api_event,
+    ) -> tuple[dict[str, Any], Any]:
+        """An HTTP request as API Gateway's event, invoked; returns (event, result)."""
+        event = build_event(method, path, query=query, headers=headers or {}, body=body)
+        return event, self.invoke(event)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
