@@ -7,7 +7,7 @@ and are recorded in the construct tree's metadata, where the tests read them bac
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import Acknowledgment, Stage, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -23,6 +23,7 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
-def add_nag_checks(app: App) -> None:
-    """Run the AwsSolutions rule pack on every stack of `app` at synthesis."""
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+def add_nag_checks(stage: Stage) -> None:
+    """Run the AwsSolutions rule pack on every stack of `stage` (an app: all of its stacks,
+    nested stages' included) at synthesis."""
+    Validations.of(stage).add_plugins(AwsSolutionsChecks(stage))
