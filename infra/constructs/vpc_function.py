@@ -26,7 +26,7 @@ from constructs import Construct
 from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.config import StageSettings
 from infra.constructs.network import Network
-from infra.nag import acknowledge
+from infra.nag import acknowledge, arn_in_finding
 
 # The EC2 actions of AWSLambdaVPCAccessExecutionRole (its logs:* actions are replaced by the
 # log-group-scoped statement below).
@@ -71,7 +71,7 @@ def function_role(
     )
     acknowledge(
         role,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:*/*]",
+        f"AwsSolutions-IAM5[Resource::{arn_in_finding(stack, 'ec2', '*/*')}]",
         "Lambda creates and deletes the function's network interfaces with the execution "
         "role; their ids are not known in advance, so the actions are limited to EC2 "
         "resources of this account and region.",
