@@ -159,8 +159,9 @@ class StageSettings:
     alarm_db_free_storage_percent: int
     # Freeable memory below this (MiB): the instance is about to swap.
     alarm_db_freeable_memory_mib: int
-    # Database connections as a percent of max_connections: the proxy's budget plus the
-    # migration and rotation sessions must fit.
+    # Database connections as a percent of max_connections, above the proxy's own share
+    # (proxy_max_connections_percent, checked): the proxy alone cannot reach it, so firing
+    # means other sessions (migrations, rotation, a person) crowd the last free slots.
     alarm_db_connections_percent: int
     # Burstable classes only (db.t*): below this many CPU credits the instance is about
     # to be throttled to its baseline.
@@ -256,6 +257,10 @@ class StageSettings:
         ):
             if not 1 <= getattr(self, field) <= 100:
                 raise ValueError(f"{field} must be 1..100")
+        if self.alarm_db_connections_percent <= self.proxy_max_connections_percent:
+            raise ValueError(
+                "alarm_db_connections_percent must exceed proxy_max_connections_percent"
+            )
         if self.alarm_email is not None and not EMAIL.fullmatch(self.alarm_email):
             raise ValueError("alarm_email must be one email address")
 
@@ -310,7 +315,7 @@ DEV = StageSettings(
     alarm_db_free_storage_percent=10,
     # t4g.micro has 1 GiB, of which PostgreSQL's shared buffers take a quarter.
     alarm_db_freeable_memory_mib=64,
-    alarm_db_connections_percent=80,
+    alarm_db_connections_percent=95,
     # A t4g.micro earns 12 credits an hour: 12 is an hour of baseline left.
     alarm_db_cpu_credit_balance=12,
 )
@@ -356,6 +361,7 @@ PROD = replace(
     alarm_proxy_client_connections=80,  # 80% of the reserved concurrency
     alarm_db_cpu_percent=80,
     alarm_db_freeable_memory_mib=256,  # of 4 GiB
+    alarm_db_connections_percent=90,
     # A t4g.medium earns 24 credits an hour.
     alarm_db_cpu_credit_balance=24,
 )
