@@ -8,9 +8,9 @@ SAM_MK_INCLUDED := 1
 
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
-# The dev stage as `make synth` writes it (cdk.out/<stage>/), or a flat cdk.out/ one.
-SAM_TEMPLATE ?= $(firstword $(wildcard cdk.out/dev/UsersApi-dev.template.json \
-	cdk.out/UsersApi-dev.template.json) cdk.out/dev/UsersApi-dev.template.json)
+# The dev stack as `make synth` writes it: in the nested assembly of its CDK Stage
+# (infra/stage.py), named after its artifact id (tests/infra/test_cli_synth.py checks it).
+SAM_TEMPLATE ?= cdk.out/dev/assembly-Dev/DevUsersApidevB2E2013F.template.json
 # What sam local reads: a copy of it without any AWS::Serverless::Application (such as
 # CDK's add_rotation_single_user secret rotation, whose template the SAM translator fetches
 # from AWS before anything else), asset paths made absolute; devtools/sam_template.py.

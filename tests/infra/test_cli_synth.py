@@ -241,3 +241,18 @@ def test_bundle_ships_the_rds_ca_bundle_at_the_configured_path(bundle: Path) -> 
 
     assert f"/var/task/{RDS_CA_BUNDLE}" == RDS_CA_BUNDLE_PATH
     assert (bundle / RDS_CA_BUNDLE).read_text() == rds_ca_bundle()
+
+
+def test_the_local_tools_default_template_is_the_dev_stack(cli_out: Path) -> None:
+    """`make invoke`, `make run-lambda` and the sam targets read the dev stack from where
+    `make synth` writes it (cdk.out/dev/): its Stage's nested assembly."""
+    import re
+
+    from devtools.local_function import DEFAULT_TEMPLATE
+
+    relative = DEFAULT_TEMPLATE.relative_to("cdk.out/dev")
+    assert (cli_out / "dev" / relative).is_file()
+    sam_mk = (ROOT / "sam.mk").read_text()
+    match = re.search(r"^SAM_TEMPLATE \?= (\S+)$", sam_mk, re.MULTILINE)
+    assert match is not None
+    assert match.group(1) == DEFAULT_TEMPLATE.as_posix()
