@@ -47,14 +47,13 @@ from aws_cdk import (
     Duration,
     Environment,
     Stack,
-    Token,
     pipelines,
 )
 from aws_cdk import aws_codebuild as codebuild
 from constructs import Construct
 
 from infra.config import parse_bool_context, settings_from_context
-from infra.nag import acknowledge, add_nag_checks
+from infra.nag import acknowledge, add_nag_checks, arn_in_finding
 from infra.stage import UsersApiStage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,13 +294,14 @@ def _ref(stack: Stack, element: CfnElement) -> str:
 def _acknowledge_pipeline_findings(stack: PipelineStack) -> None:
     """The cdk-nag findings on what CDK Pipelines generates, each acknowledged on the construct
     that carries it, with the exact finding id (nothing else on that construct is hidden)."""
+    _acknowledge_artifact_findings(stack)
+    _acknowledge_build_role_findings(stack)
+
+
+def _acknowledge_artifact_findings(stack: PipelineStack) -> None:
+    """The artifact bucket and its KMS key."""
     pipeline = stack.pipeline
     artifacts = pipeline.pipeline.artifact_bucket
-    partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
-    region, account = stack.region, stack.account
-    logs_arn = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/codebuild/"
-    reports_arn = f"arn:{partition}:codebuild:{region}:{account}:report-group/"
-
     acknowledge(
         artifacts,
         "AwsSolutions-S1",
@@ -335,6 +335,13 @@ def _acknowledge_pipeline_findings(stack: PipelineStack) -> None:
             "only resource): the wildcard covers the GenerateDataKey and ReEncrypt variants.",
         )
 
+
+def _acknowledge_build_role_findings(stack: PipelineStack) -> None:
+    """The roles of the CodeBuild projects: build logs, reports, self-mutation, assets."""
+    pipeline = stack.pipeline
+    logs_arn = arn_in_finding(stack, "logs", "log-group:/aws/codebuild/")
+    reports_arn = arn_in_finding(stack, "codebuild", "report-group/")
+    account = stack.account
     # The asset-publishing projects share one role, acknowledged below for all of them.
     file_role = pipeline.node.find_child("Assets").node.find_child("FileRole")
     for project in (c for c in pipeline.node.find_all() if isinstance(c, codebuild.Project)):
