@@ -8,6 +8,7 @@
 #   make preflight STAGE=dev|prod          credentials, then Lambda concurrency quota vs the
 #                                          stage's reserved concurrency (seconds, read-only)
 #   make destroy STAGE=dev                 delete the dev stack (prod is refused)
+#   make deploy  STAGE=... ALARM_EMAIL=oncall@example.com   ... and email the stage's alarms
 #   make smoke   URL=https://...           the smoke test against any running API
 #   make smoke   STAGE=dev                 ... against the ApiUrl in outputs-dev.json
 #
@@ -40,7 +41,9 @@ OUTPUTS_FILE = outputs-$(STAGE).json
 # The AWS-facing cdk commands: no version check, no telemetry, no notices; --ci sends the
 # logs to stdout and never draws the interactive progress display.
 CDK_DEPLOY_ENV := CDK_DISABLE_VERSION_CHECK=true CDK_DISABLE_CLI_TELEMETRY=true
-CDK_DEPLOY_FLAGS = -c stage=$(STAGE) --ci --no-notices
+# ALARM_EMAIL=oncall@example.com subscribes that address to the stage's alarm topic.
+ALARM_EMAIL ?=
+CDK_DEPLOY_FLAGS = -c stage=$(STAGE)$(if $(ALARM_EMAIL), -c alarm_email=$(ALARM_EMAIL)) --ci --no-notices
 
 .PHONY: deploy diff destroy smoke preflight
 

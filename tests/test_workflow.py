@@ -171,7 +171,16 @@ def test_the_tests_get_a_postgresql_service(workflow: dict[str, Any]) -> None:
 
 # -- deploy.mk -----------------------------------------------------------------------------
 
-MAKE_VARIABLES = ("STAGE", "APPROVE", "URL", "FORCE", "SMOKE_ARGS", "MAKEFLAGS", "MFLAGS")
+MAKE_VARIABLES = (
+    "STAGE",
+    "APPROVE",
+    "URL",
+    "FORCE",
+    "SMOKE_ARGS",
+    "ALARM_EMAIL",
+    "MAKEFLAGS",
+    "MFLAGS",
+)
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:
@@ -214,6 +223,14 @@ def test_deploy_dry_run_prints_the_cdk_deploy_and_the_smoke_test(stage: str) -> 
         f"-m devtools.smoke --outputs-file outputs-{stage}.json --stack UsersApi-{stage}"
     )
     assert lines.index(smoke) > lines.index(deploy)
+
+
+def test_alarm_email_is_passed_as_context() -> None:
+    result = make("-n", "deploy", "STAGE=prod", "ALARM_EMAIL=oncall@example.com")
+    assert result.returncode == 0, result.stderr
+    assert "cdk deploy Prod/UsersApi-prod -c stage=prod -c alarm_email=oncall@example.com" in (
+        result.stdout
+    )
 
 
 def test_deploy_approval_is_an_explicit_opt_out() -> None:
