@@ -105,7 +105,16 @@ def run(stage: str, sts: Any, lambda_client: Any) -> list[str]:
     settings = get_stage(stage)
     try:
         concurrency = account_concurrency(lambda_client)
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "AccessDeniedException":
+            raise PreflightError(f"lambda:GetAccountSettings failed: {exc}") from None
+        # A deploy role limited to the CDK bootstrap roles: the quota goes unchecked.
+        lines.append(
+            "warning: the Lambda concurrency quota was not checked (allow "
+            "lambda:GetAccountSettings to these credentials, docs/deploy.md)"
+        )
+        return lines
+    except BotoCoreError as exc:
         raise PreflightError(f"lambda:GetAccountSettings failed: {exc}") from None
     lines.append(
         f"Lambda concurrency: limit {concurrency.limit}, unreserved {concurrency.unreserved}; "

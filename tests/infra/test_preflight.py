@@ -68,6 +68,20 @@ def test_a_fresh_accounts_quota_stops_the_deploy_with_what_to_ask_for(sts: objec
         run("dev", sts, lambda_with_limits(100, 100))
 
 
+def test_credentials_without_lambda_read_access_only_skip_the_quota_check(sts: object) -> None:
+    client = boto3.client(
+        "lambda",
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    stubber = Stubber(client)
+    stubber.add_client_error("get_account_settings", "AccessDeniedException", http_status_code=403)
+    stubber.activate()
+    lines = run("prod", sts, client)
+    assert "not checked" in lines[-1]
+
+
 def test_a_quota_taken_by_other_reservations_is_a_warning() -> None:
     concurrency = Concurrency(limit=1000, unreserved=150)
     assert concurrency.reservable == 50
