@@ -35,7 +35,8 @@ def synthesize_bundled_dev(outdir: Path) -> Path:
     context.update(
         {
             "stage": "dev",
-            "aws:cdk:bundling-stacks": [STACK],
+            # Stacks in a Stage are matched by their path (Dev/UsersApi-dev).
+            "aws:cdk:bundling-stacks": [f"Dev/{STACK}"],
             # What the CLI adds: the `aws:asset:*` metadata sam local reads.
             "aws:cdk:enable-asset-metadata": True,
             "aws:cdk:enable-path-metadata": True,
