@@ -8,8 +8,10 @@ SAM_MK_INCLUDED := 1
 
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
-# The dev stage as `make synth` writes it; sam reads it (and its cdk.out/ assets) as is.
-SAM_DEFAULT_TEMPLATE := cdk.out/dev/UsersApi-dev.template.json
+# The dev stack as `make synth` writes it, in the nested assembly of its CDK Stage
+# (infra/stage.py), named after its artifact id (tests/infra/test_cli_synth.py checks it);
+# sam reads it (and its cdk.out/ assets) as is.
+SAM_DEFAULT_TEMPLATE := cdk.out/dev/assembly-Dev/DevUsersApidevB2E2013F.template.json
 SAM_TEMPLATE ?= $(SAM_DEFAULT_TEMPLATE)
 SAM_ENV_VARS := env.json
 # sam resolves it as a logical id, a `SamResourceId` metadata value or a 2-3 part aws:cdk:path.

@@ -5,7 +5,7 @@
         events/http-api/create_user.json events/http-api/get_user.json
 
 It reads the function's handler, runtime, timeout, memory and environment from the
-synthesized template (default cdk.out/dev/UsersApi-dev.template.json, `make synth`), applies
+synthesized template (default: the dev stack in cdk.out/dev/, `make synth`), applies
 env.json the way `sam local invoke --env-vars` does (see devtools.local_function), imports
 the handler from the function's code directory (the asset directory of `aws:asset:path`) and
 calls it with each event and a fresh Lambda context. Several events run in one process, one

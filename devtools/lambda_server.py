@@ -1,7 +1,7 @@
 """The API served through its Lambda handler, without Docker: `make run-lambda`.
 
     python -m devtools.lambda_server --port 8001
-    python -m devtools.lambda_server --template cdk.out/dev/UsersApi-dev.template.json
+    python -m devtools.lambda_server --template <synthesized template.json>
 
 Each HTTP request becomes an API Gateway HTTP API (payload 2.0) event, as the stack's HTTP
 API sends on its `$default` route, and goes through the Lambda handler imported in this

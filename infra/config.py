@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
+from constructs import Node
 
 from infra.nag import MIN_REASON_LENGTH
 
@@ -44,6 +45,9 @@ MAX_CONNECTIONS_CAP = 5000
 # (the whole event: headers, and a binary body base64-encoded, 4/3 of its size), well below
 # API Gateway's own 10 MB payload limit.
 MAX_BODY_BYTES_LIMIT = 4 * 1024 * 1024
+# The intervals RDS Enhanced Monitoring accepts (0: off).
+MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
+EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 
 
 def db_max_connections(instance_class: str) -> int:
@@ -78,6 +82,9 @@ class StageSettings:
     removal_policy: RemovalPolicy
     # Days between automatic rotations of the master secret (the migration user's).
     db_secret_rotation_days: int
+    # Enhanced Monitoring (OS metrics: processes, memory, I/O) every N seconds; 0 turns it
+    # off. It costs CloudWatch Logs ingestion, so it is on where someone is paged.
+    db_monitoring_interval_seconds: int
 
     # RDS Proxy
     proxy_idle_client_timeout_seconds: int
@@ -136,15 +143,42 @@ class StageSettings:
     # authentication, compromised-credentials checks); costs extra per monthly active user.
     auth_user_pool_threat_protection: bool
 
-    # logs
+    # logs (the functions', the HTTP API's, the VPC flow logs and PostgreSQL's)
     log_retention: logs.RetentionDays
     flow_log_traffic: ec2.FlowLogTrafficType
 
-    # alarms
+    # Alarms: every one notifies the stage's SNS topic when it fires and when it clears.
+    # An email address subscribed to that topic (`-c alarm_email=...`); None: none, wire
+    # the topic (its ARN is an output) to a pager or chat integration instead.
+    alarm_email: str | None = None
+    # A user-visible failure rate: 5xx answers as a percent of requests over 5 minutes, two
+    # periods in a row (a single bad minute of a cold dev stack is noise).
     alarm_api_5xx_rate_percent: float
+    # p99 latency of the HTTP API, three 5-minute periods in a row: the contract's budget
+    # for a request, well under the 30 s integration timeout.
     alarm_api_p99_latency_ms: int
-    alarm_function_errors: int  # errors per 5 minutes
+    alarm_function_errors: int  # invocations that raised (not 5xx answers) per 5 minutes
+    # p99 duration as a percent of the function's timeout: requests about to be cut off.
+    alarm_function_duration_percent: int
+    # Concurrent executions as a percent of the reserved concurrency: throttling is next.
+    alarm_function_concurrency_percent: int
+    # Client connections on the proxy (one per in-flight invocation, NullPool): at most
+    # the reserved concurrency; the alarm fires before that ceiling.
     alarm_proxy_client_connections: int
+    # Sustained CPU: queries queue up and the statement timeout starts failing requests.
+    alarm_db_cpu_percent: int
+    # Free storage as a percent of the allocated storage: storage autoscaling grows the
+    # volume at 10% free, so a lower value means it cannot (max_allocated reached).
+    alarm_db_free_storage_percent: int
+    # Freeable memory below this (MiB): the instance is about to swap.
+    alarm_db_freeable_memory_mib: int
+    # Database connections as a percent of max_connections, above the proxy's own share
+    # (proxy_max_connections_percent, checked): the proxy alone cannot reach it, so firing
+    # means other sessions (migrations, rotation, a person) crowd the last free slots.
+    alarm_db_connections_percent: int
+    # Burstable classes only (db.t*): below this many CPU credits the instance is about
+    # to be throttled to its baseline.
+    alarm_db_cpu_credit_balance: int
 
     @property
     def stack_name(self) -> str:
@@ -153,6 +187,11 @@ class StageSettings:
     @property
     def db_max_connections(self) -> int:
         return db_max_connections(self.db_instance_class)
+
+    @property
+    def db_burstable(self) -> bool:
+        """A burstable class (t4g, ...): CPU credits can run out."""
+        return self.db_instance_class.startswith("t")
 
     @property
     def proxy_connection_budget(self) -> int:
@@ -165,6 +204,12 @@ class StageSettings:
         return self.auth_enabled and self.auth_jwt_issuer is None
 
     def __post_init__(self) -> None:
+        self._check_function()
+        self._check_throttles()
+        self._check_auth()
+        self._check_alarms()
+
+    def _check_function(self) -> None:
         # The function must outlive a failed connection attempt, and API Gateway HTTP APIs
         # give an integration at most 30 s.
         if not self.db_connect_timeout_seconds < self.function_timeout_seconds <= 30:
@@ -182,13 +227,14 @@ class StageSettings:
                 f"({self.proxy_max_connections_percent}% of max_connections "
                 f"{self.db_max_connections} on {self.db_instance_class})"
             )
-        if not 1 <= self.alarm_proxy_client_connections <= self.function_reserved_concurrency:
-            raise ValueError(
-                "alarm_proxy_client_connections must be 1..function_reserved_concurrency "
-                "(the most client connections the function can open)"
-            )
         if not 1 <= self.max_body_bytes <= MAX_BODY_BYTES_LIMIT:
             raise ValueError(f"max_body_bytes must be 1..{MAX_BODY_BYTES_LIMIT}")
+        if self.db_monitoring_interval_seconds not in MONITORING_INTERVALS:
+            raise ValueError(
+                f"db_monitoring_interval_seconds must be one of {MONITORING_INTERVALS}"
+            )
+
+    def _check_throttles(self) -> None:
         for kind in ("read", "write"):
             rate = getattr(self, f"throttle_{kind}_rate_limit")
             burst = getattr(self, f"throttle_{kind}_burst_limit")
@@ -199,7 +245,8 @@ class StageSettings:
             or self.throttle_write_burst_limit > self.throttle_read_burst_limit
         ):
             raise ValueError("write throttles must not be looser than read throttles")
-        self._check_auth_choice()
+
+    def _check_auth(self) -> None:
         if self.auth_jwt_issuer is not None:
             if not self.auth_jwt_issuer.startswith("https://"):
                 raise ValueError("auth_jwt_issuer must be an https:// URL")
@@ -207,6 +254,7 @@ class StageSettings:
                 raise ValueError("auth_jwt_issuer needs at least one auth_jwt_audience")
         elif self.auth_jwt_audience:
             raise ValueError("auth_jwt_audience without auth_jwt_issuer (Cognito sets its own)")
+        self._check_auth_choice()
 
     def _check_auth_choice(self) -> None:
         reason = (self.auth_disabled_reason or "").strip()
@@ -227,6 +275,28 @@ class StageSettings:
         if self.auth_jwt_issuer is None and len({s.split("/")[0] for s in scopes}) != 1:
             raise ValueError("with Cognito both scopes belong to one resource server")
 
+    def _check_alarms(self) -> None:
+        if not 1 <= self.alarm_proxy_client_connections <= self.function_reserved_concurrency:
+            raise ValueError(
+                "alarm_proxy_client_connections must be 1..function_reserved_concurrency "
+                "(the most client connections the function can open)"
+            )
+        for field in (
+            "alarm_function_duration_percent",
+            "alarm_function_concurrency_percent",
+            "alarm_db_cpu_percent",
+            "alarm_db_free_storage_percent",
+            "alarm_db_connections_percent",
+        ):
+            if not 1 <= getattr(self, field) <= 100:
+                raise ValueError(f"{field} must be 1..100")
+        if self.alarm_db_connections_percent <= self.proxy_max_connections_percent:
+            raise ValueError(
+                "alarm_db_connections_percent must exceed proxy_max_connections_percent"
+            )
+        if self.alarm_email is not None and not EMAIL.fullmatch(self.alarm_email):
+            raise ValueError("alarm_email must be one email address")
+
 
 DEV = StageSettings(
     name="dev",
@@ -238,6 +308,7 @@ DEV = StageSettings(
     db_deletion_protection=False,
     removal_policy=RemovalPolicy.DESTROY,
     db_secret_rotation_days=30,
+    db_monitoring_interval_seconds=0,
     proxy_idle_client_timeout_seconds=900,
     proxy_max_connections_percent=90,
     proxy_max_idle_connections_percent=50,
@@ -270,10 +341,22 @@ DEV = StageSettings(
     alarm_api_5xx_rate_percent=5.0,
     alarm_api_p99_latency_ms=3000,
     alarm_function_errors=5,
+    alarm_function_duration_percent=80,
+    alarm_function_concurrency_percent=80,
     alarm_proxy_client_connections=16,  # 80% of the reserved concurrency
+    alarm_db_cpu_percent=90,
+    alarm_db_free_storage_percent=10,
+    # t4g.micro has 1 GiB, of which PostgreSQL's shared buffers take a quarter.
+    alarm_db_freeable_memory_mib=64,
+    alarm_db_connections_percent=95,
+    # A t4g.micro earns 12 credits an hour: 12 is an hour of baseline left.
+    alarm_db_cpu_credit_balance=12,
 )
 
-PROD = StageSettings(
+# Prod is dev, except: a larger Multi-AZ instance kept on deletion, more concurrency and
+# throttle room, authentication, longer logs, and alarms that fire sooner.
+PROD = replace(
+    DEV,
     name="prod",
     db_instance_class="t4g.medium",
     db_allocated_storage_gib=50,
@@ -282,21 +365,16 @@ PROD = StageSettings(
     db_backup_retention_days=14,
     db_deletion_protection=True,
     removal_policy=RemovalPolicy.RETAIN,
-    db_secret_rotation_days=30,
+    db_monitoring_interval_seconds=60,
     proxy_idle_client_timeout_seconds=1800,
     proxy_max_connections_percent=80,
     proxy_max_idle_connections_percent=40,
     function_memory_mb=1024,
-    function_timeout_seconds=15,
     # max_connections ~ 4 GiB / 9531392 = 450 on t4g.medium; the proxy may use 80%: 360.
     # 100 concurrent invocations (100 connections at most) use under a third of it; at
     # ~100 ms a request that is ~1000 requests/s, five times the default-route throttle.
     function_reserved_concurrency=100,
-    snap_start=False,
-    db_connect_timeout_seconds=5,
-    db_statement_timeout_seconds=10,
     log_level="INFO",
-    max_body_bytes=1024 * 1024,
     migration_timeout_seconds=600,
     throttle_rate_limit=200,
     throttle_burst_limit=400,
@@ -307,9 +385,6 @@ PROD = StageSettings(
     # No browser front end is deployed yet: add its origin here when there is one.
     cors_allow_origins=(),
     auth_enabled=True,
-    auth_public_reads=False,
-    auth_jwt_issuer=None,
-    auth_jwt_audience=(),
     auth_user_pool_threat_protection=True,
     log_retention=logs.RetentionDays.THREE_MONTHS,
     flow_log_traffic=ec2.FlowLogTrafficType.ALL,
@@ -317,9 +392,26 @@ PROD = StageSettings(
     alarm_api_p99_latency_ms=1500,
     alarm_function_errors=1,
     alarm_proxy_client_connections=80,  # 80% of the reserved concurrency
+    alarm_db_cpu_percent=80,
+    alarm_db_freeable_memory_mib=256,  # of 4 GiB
+    alarm_db_connections_percent=90,
+    # A t4g.medium earns 24 credits an hour.
+    alarm_db_cpu_credit_balance=24,
 )
 
 STAGES: dict[str, StageSettings] = {s.name: s for s in (DEV, PROD)}
+
+
+def parse_bool_context(key: str, value: object) -> bool:
+    """A boolean CDK context value: `-c key=true|false` arrives as a string."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"context {key}={value!r}: expected true or false")
 
 
 def with_overrides(
@@ -327,20 +419,35 @@ def with_overrides(
     *,
     insecure_disable_auth: object | None = None,
     auth: object | None = None,
+    alarm_email: object | None = None,
 ) -> StageSettings:
-    """`settings` with the per-deploy override given as CDK context:
+    """`settings` with the per-deploy overrides given as CDK context:
     `-c insecure_disable_auth="<why>"` deploys the stage without authentication (its value
-    is the reason, recorded in the cdk-nag acknowledgments; synthesis warns). The old
+    is the reason, recorded in the cdk-nag acknowledgments; synthesis warns);
+    `-c alarm_email=...` subscribes an address to the stage's alarm topic. The old
     `-c auth=...` is refused rather than ignored, so no pipeline keeps passing it unseen."""
     if auth is not None:
         raise ValueError(
             f"context auth={auth!r} is no longer read: authentication is on in every stage; "
             f"to deploy one without it pass -c {DISABLE_AUTH_CONTEXT}='<why>'"
         )
-    if insecure_disable_auth is None:
-        return settings
-    return replace(
-        settings, auth_enabled=False, auth_disabled_reason=str(insecure_disable_auth).strip()
+    changes: dict[str, object] = {}
+    if insecure_disable_auth is not None:
+        changes["auth_enabled"] = False
+        changes["auth_disabled_reason"] = str(insecure_disable_auth).strip()
+    if alarm_email is not None and str(alarm_email).strip():
+        changes["alarm_email"] = str(alarm_email).strip()
+    return replace(settings, **changes) if changes else settings
+
+
+def settings_from_context(node: Node, name: str | None = None) -> StageSettings:
+    """The settings of stage `name` (default: `-c stage=...`) with this deploy's overrides:
+    the one reader of the stage's context values, for `make deploy` and the pipeline alike."""
+    return with_overrides(
+        get_stage(name or node.try_get_context("stage")),
+        insecure_disable_auth=node.try_get_context(DISABLE_AUTH_CONTEXT),
+        auth=node.try_get_context("auth"),
+        alarm_email=node.try_get_context("alarm_email"),
     )
 
 

@@ -7,7 +7,7 @@ and are recorded in the construct tree's metadata, where the tests read them bac
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import Acknowledgment, Stack, Stage, Token, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -23,6 +23,20 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
-def add_nag_checks(app: App) -> None:
-    """Run the AwsSolutions rule pack on every stack of `app` at synthesis."""
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+def arn_in_finding(stack: Stack, service: str, resource: str) -> str:
+    """`arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` as cdk-nag spells it in a finding id:
+    literal values where the stack's environment has them, `<AWS::...>` where not."""
+
+    def part(value: str, pseudo: str) -> str:
+        return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
+
+    return (
+        f"arn:{part(stack.partition, 'Partition')}:{service}:{part(stack.region, 'Region')}:"
+        f"{part(stack.account, 'AccountId')}:{resource}"
+    )
+
+
+def add_nag_checks(stage: Stage) -> None:
+    """Run the AwsSolutions rule pack on every stack of `stage` (an app: all of its stacks,
+    nested stages' included) at synthesis."""
+    Validations.of(stage).add_plugins(AwsSolutionsChecks(stage))

@@ -7,13 +7,10 @@ test) -> manual approval -> prod (smoke test). Opt-in by context:
         [-c pipeline_account=123456789012 -c pipeline_region=eu-west-1] \\
         [-c dev_account=... -c prod_account=...] [-c availability_zones=eu-west-1a,eu-west-1b]
 
-With `pipeline=true` the app holds this stack only (`infra.app`); the stage stacks are built
-inside it, with the same names (UsersApi-dev, UsersApi-prod) and resources as `make deploy`
-deploys. Use one way per account and region, not both: some logical ids derive from
-construct paths, which gain the stage inside a pipeline (security-group rules, the Lambda
-permission and version, and the database's generated master secret), so the pipeline must
-not update a stack that `make deploy` created: it would replace the master secret and try to
-create security-group rules that already exist.
+With `pipeline=true` the app holds this stack and the two stages it deploys, each built by
+infra/stage.py exactly as `make deploy` builds it (same construct paths, so the same logical
+ids, and the same context overrides read by `settings_from_context`): the pipeline is a thin
+wrapper that may take over a stack `make deploy` created, and the other way round.
 
 - Source: a CodeConnections connection (GitHub, GitLab, Bitbucket), created and authorised
   once in the console; its ARN is `connection_arn`.
@@ -47,21 +44,17 @@ from pathlib import Path
 from aws_cdk import (
     App,
     CfnElement,
-    CfnOutput,
     Duration,
     Environment,
     Stack,
-    Stage,
-    Token,
     pipelines,
 )
 from aws_cdk import aws_codebuild as codebuild
 from constructs import Construct
 
-from infra.bundling import function_code
-from infra.config import DEV, PROD, StageSettings
-from infra.nag import acknowledge, add_nag_checks
-from infra.stack import UsersApiStack
+from infra.config import parse_bool_context, settings_from_context
+from infra.nag import acknowledge, add_nag_checks, arn_in_finding
+from infra.stage import UsersApiStage
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE_STACK_NAME = "UsersApiPipeline"
@@ -72,8 +65,6 @@ RUNTIME_VERSIONS = {"python": "3.12", "nodejs": "22"}
 # The asset publishing tool the pipeline installs with npm (CDK Pipelines' default: latest).
 CDK_ASSETS_VERSION = "4.7.3"
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
 _CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:"
     r"connection/[A-Za-z0-9-]+$"
@@ -85,21 +76,12 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ZONES = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+[a-z](,[a-z]{2}(-[a-z]+)+-\d+[a-z])+$")
 
 
+# Context keys that change a stage's settings (read by infra.config.settings_from_context).
+STAGE_OVERRIDES = ("auth", "alarm_email")
+
+
 class PipelineConfigError(ValueError):
     """`-c pipeline=true` with missing or malformed context: the message says what to pass."""
-
-
-def pipeline_requested(app: App) -> bool:
-    """Whether `-c pipeline=...` asks for the pipeline (true/false, 1/0, yes/no, on/off)."""
-    value = app.node.try_get_context("pipeline")
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise PipelineConfigError(f"-c pipeline={value}: expected true or false")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +94,8 @@ class PipelineSettings:
     dev_account: str
     prod_account: str
     availability_zones: tuple[str, ...]  # of the region, at least two (the VPC spans two)
+    # The stage overrides given as context (`auth`, `alarm_email`), passed on unchanged.
+    stage_overrides: dict[str, str]
 
     @property
     def cross_account(self) -> bool:
@@ -128,6 +112,7 @@ class PipelineSettings:
             "dev_account": self.dev_account,
             "prod_account": self.prod_account,
             "availability_zones": ",".join(self.availability_zones),
+            **self.stage_overrides,
         }
 
 
@@ -189,6 +174,11 @@ def pipeline_settings(app: App) -> PipelineSettings:
         dev_account=str(dev_account),
         prod_account=str(prod_account),
         availability_zones=tuple(str(zones).split(",")),
+        stage_overrides={
+            key: str(app.node.try_get_context(key))
+            for key in STAGE_OVERRIDES
+            if app.node.try_get_context(key) is not None
+        },
     )
 
 
@@ -196,33 +186,6 @@ def cdk_cli_version() -> str:
     """The CDK CLI version package.json pins: self-mutation and asset publishing use it too."""
     package = json.loads((ROOT / "package.json").read_text())
     return package["devDependencies"]["aws-cdk"]
-
-
-class UsersApiStage(Stage):
-    """One deployment of the users API: its stack, with one stage's settings."""
-
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: StageSettings,
-        env: Environment,
-        availability_zones: tuple[str, ...],
-    ) -> None:
-        super().__init__(scope, construct_id, env=env)
-        # The answer to the stack's availability-zone lookup, so that none is made (the
-        # context key is the one the lookup would ask cdk.context.json for).
-        self.node.set_context(
-            f"availability-zones:account={env.account}:region={env.region}",
-            list(availability_zones),
-        )
-        # A bundle per stage: an asset belongs to one stack (both have the same hash, so the
-        # pipeline publishes it once).
-        self.stack = UsersApiStack(self, settings=settings, code=function_code())
-        api_url = self.stack.node.find_child("ApiUrl")
-        assert isinstance(api_url, CfnOutput)
-        self.api_url = api_url
 
 
 def _synth_command(settings: PipelineSettings) -> str:
@@ -293,22 +256,13 @@ class PipelineStack(Stack):
             ),
         )
 
-        self.dev = UsersApiStage(
-            self,
-            "Dev",
-            settings=DEV,
-            env=Environment(account=settings.dev_account, region=settings.region),
-            availability_zones=settings.availability_zones,
-        )
+        # The stages sit beside this stack, directly under the app, as `make deploy` builds
+        # them: the same construct paths give the same logical ids.
+        app = self.node.scope
+        assert app is not None
+        self.dev = self._stage(app, "dev", settings.dev_account)
         self.pipeline.add_stage(self.dev, post=[_smoke_step("SmokeTestDev", self.dev, source)])
-
-        self.prod = UsersApiStage(
-            self,
-            "Prod",
-            settings=PROD,
-            env=Environment(account=settings.prod_account, region=settings.region),
-            availability_zones=settings.availability_zones,
-        )
+        self.prod = self._stage(app, "prod", settings.prod_account)
         self.pipeline.add_stage(
             self.prod,
             pre=[
@@ -323,6 +277,14 @@ class PipelineStack(Stack):
         self.pipeline.build_pipeline()
         _acknowledge_pipeline_findings(self)
 
+    def _stage(self, app: Construct, name: str, account: str) -> UsersApiStage:
+        return UsersApiStage(
+            app,
+            settings=settings_from_context(self.node, name),
+            env=Environment(account=account, region=self.settings.region),
+            availability_zones=self.settings.availability_zones,
+        )
+
 
 def _ref(stack: Stack, element: CfnElement) -> str:
     """How cdk-nag names a reference to `element` inside a finding id."""
@@ -332,13 +294,14 @@ def _ref(stack: Stack, element: CfnElement) -> str:
 def _acknowledge_pipeline_findings(stack: PipelineStack) -> None:
     """The cdk-nag findings on what CDK Pipelines generates, each acknowledged on the construct
     that carries it, with the exact finding id (nothing else on that construct is hidden)."""
+    _acknowledge_artifact_findings(stack)
+    _acknowledge_build_role_findings(stack)
+
+
+def _acknowledge_artifact_findings(stack: PipelineStack) -> None:
+    """The artifact bucket and its KMS key."""
     pipeline = stack.pipeline
     artifacts = pipeline.pipeline.artifact_bucket
-    partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
-    region, account = stack.region, stack.account
-    logs_arn = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/codebuild/"
-    reports_arn = f"arn:{partition}:codebuild:{region}:{account}:report-group/"
-
     acknowledge(
         artifacts,
         "AwsSolutions-S1",
@@ -372,6 +335,13 @@ def _acknowledge_pipeline_findings(stack: PipelineStack) -> None:
             "only resource): the wildcard covers the GenerateDataKey and ReEncrypt variants.",
         )
 
+
+def _acknowledge_build_role_findings(stack: PipelineStack) -> None:
+    """The roles of the CodeBuild projects: build logs, reports, self-mutation, assets."""
+    pipeline = stack.pipeline
+    logs_arn = arn_in_finding(stack, "logs", "log-group:/aws/codebuild/")
+    reports_arn = arn_in_finding(stack, "codebuild", "report-group/")
+    account = stack.account
     # The asset-publishing projects share one role, acknowledged below for all of them.
     file_role = pipeline.node.find_child("Assets").node.find_child("FileRole")
     for project in (c for c in pipeline.node.find_all() if isinstance(c, codebuild.Project)):
@@ -428,6 +398,17 @@ def _acknowledge_pipeline_findings(stack: PipelineStack) -> None:
         "One role runs every asset-publishing CodeBuild project, whose report groups are "
         "named after the generated project names: the wildcard is limited to this account.",
     )
+
+
+def pipeline_requested(app: App) -> bool:
+    """Whether `-c pipeline=...` asks for the pipeline (true/false, 1/0, yes/no, on/off)."""
+    value = app.node.try_get_context("pipeline")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return False
+    try:
+        return parse_bool_context("pipeline", value)
+    except ValueError as exc:
+        raise PipelineConfigError(str(exc)) from None
 
 
 def build_pipeline(app: App) -> PipelineStack:

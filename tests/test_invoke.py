@@ -135,7 +135,9 @@ def test_function_is_found_by_sam_id_logical_id_or_cdk_path(
     cdk_path = resource["Metadata"]["aws:cdk:path"]
     assert find_function(template, template_path, cdk_path).logical_id == logical_id
     assert by_sam_id.timeout_s == resource["Properties"]["Timeout"]
-    assert by_sam_id.code_dir == (template_path.parent / resource["Metadata"]["aws:asset:path"])
+    # The stack's template sits in its Stage's nested assembly: the asset is `../asset.*`.
+    asset_dir = template_path.parent / resource["Metadata"]["aws:asset:path"]
+    assert by_sam_id.code_dir.resolve() == asset_dir.resolve()
     with pytest.raises(SetupError, match="UsersApiMigrationFunction"):
         find_function(template, template_path, "NoSuchFunction")
 

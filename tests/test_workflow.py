@@ -171,7 +171,16 @@ def test_the_tests_get_a_postgresql_service(workflow: dict[str, Any]) -> None:
 
 # -- deploy.mk -----------------------------------------------------------------------------
 
-MAKE_VARIABLES = ("STAGE", "APPROVE", "URL", "FORCE", "SMOKE_ARGS", "MAKEFLAGS", "MFLAGS")
+MAKE_VARIABLES = (
+    "STAGE",
+    "APPROVE",
+    "URL",
+    "FORCE",
+    "SMOKE_ARGS",
+    "ALARM_EMAIL",
+    "MAKEFLAGS",
+    "MFLAGS",
+)
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:
@@ -201,14 +210,27 @@ def test_deploy_dry_run_prints_the_cdk_deploy_and_the_smoke_test(stage: str) -> 
     (deploy,) = [line for line in lines if " cdk deploy " in f" {line} " or "/cdk deploy" in line]
     assert deploy == (
         "CDK_DISABLE_VERSION_CHECK=true CDK_DISABLE_CLI_TELEMETRY=true "
-        f"node_modules/.bin/cdk deploy UsersApi-{stage} -c stage={stage} --ci --no-notices "
+        f"node_modules/.bin/cdk deploy {stage.capitalize()}/UsersApi-{stage} -c stage={stage} "
+        "--ci --no-notices "
         f"--require-approval broadening --progress events --outputs-file outputs-{stage}.json"
     )
+    # The preflight (credentials, Lambda quota) runs first: a hopeless deploy stops in seconds.
+    (preflight,) = [line for line in lines if "-m infra.preflight" in line]
+    assert preflight.endswith(f"-m infra.preflight --stage {stage}")
+    assert lines.index(preflight) < lines.index(deploy)
     (smoke,) = [line for line in lines if "devtools.smoke" in line]
     assert smoke.endswith(
         f"-m devtools.smoke --outputs-file outputs-{stage}.json --stack UsersApi-{stage}"
     )
     assert lines.index(smoke) > lines.index(deploy)
+
+
+def test_alarm_email_is_passed_as_context() -> None:
+    result = make("-n", "deploy", "STAGE=prod", "ALARM_EMAIL=oncall@example.com")
+    assert result.returncode == 0, result.stderr
+    assert "cdk deploy Prod/UsersApi-prod -c stage=prod -c alarm_email=oncall@example.com" in (
+        result.stdout
+    )
 
 
 def test_deploy_approval_is_an_explicit_opt_out() -> None:
@@ -220,14 +242,16 @@ def test_deploy_approval_is_an_explicit_opt_out() -> None:
 def test_diff_and_destroy_dry_runs() -> None:
     diff = command_lines(make("-n", "diff", "STAGE=prod").stdout)
     assert any(
-        line.endswith("cdk diff UsersApi-prod -c stage=prod --ci --no-notices") for line in diff
+        line.endswith("cdk diff Prod/UsersApi-prod -c stage=prod --ci --no-notices")
+        for line in diff
     )
     destroy = command_lines(make("-n", "destroy", "STAGE=dev").stdout)
     assert any(
-        line.endswith("cdk destroy UsersApi-dev -c stage=dev --ci --no-notices") for line in destroy
+        line.endswith("cdk destroy Dev/UsersApi-dev -c stage=dev --ci --no-notices")
+        for line in destroy
     )
     forced = make("-n", "destroy", "STAGE=dev", "FORCE=yes").stdout
-    assert "cdk destroy UsersApi-dev -c stage=dev --ci --no-notices --force" in forced
+    assert "cdk destroy Dev/UsersApi-dev -c stage=dev --ci --no-notices --force" in forced
 
 
 @pytest.mark.parametrize("dry_run", [[], ["-n"]], ids=["run", "dry-run"])
@@ -238,7 +262,7 @@ def test_destroy_refuses_prod_before_anything_runs(dry_run: list[str]) -> None:
     assert "cdk" not in result.stdout
 
 
-@pytest.mark.parametrize("target", ["deploy", "diff", "destroy"])
+@pytest.mark.parametrize("target", ["deploy", "diff", "destroy", "preflight"])
 @pytest.mark.parametrize("stage", [None, "qa", "dev prod"])
 def test_a_stage_is_required(target: str, stage: str | None) -> None:
     result = make("-n", target, *([f"STAGE={stage}"] if stage else []))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -32,10 +33,11 @@ _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 _credentials: credentials.CredentialSource | None = None
 
 
-def _ssl_context(mode: SslMode) -> ssl.SSLContext | bool:
+def _ssl_context(mode: SslMode, root_cert: Path | None = None) -> ssl.SSLContext | bool:
     if mode is SslMode.DISABLE:
         return False
-    context = ssl.create_default_context()  # the system trust store
+    # The system trust store, or only the CAs of `root_cert` (libpq's sslrootcert).
+    context = ssl.create_default_context(cafile=root_cert)
     if mode is SslMode.REQUIRE:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -54,7 +56,7 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
         # Client-side statement timeout: asyncpg cancels the query. Startup parameters
         # such as statement_timeout are refused by poolers, so none are sent.
         "command_timeout": settings.db_statement_timeout,
-        "ssl": _ssl_context(settings.db_ssl),
+        "ssl": _ssl_context(settings.db_ssl, settings.db_ssl_root_cert),
     }
 
 

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     db_auth_mode: AuthMode = AuthMode.PASSWORD
     db_secret_arn: str | None = None
     db_ssl: SslMode = SslMode.DISABLE
+    # A PEM file of the only CAs to trust for verify-full (libpq's sslrootcert); None: the
+    # system trust store. The bundle ships the RDS CAs (the instance's certificates chain
+    # to them, not to a public root).
+    db_ssl_root_cert: Path | None = None
     db_connect_timeout: Seconds = 5.0
     db_statement_timeout: Seconds = 10.0
     # None: decide from the environment (NullPool inside Lambda, a pool elsewhere).

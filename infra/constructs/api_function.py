@@ -5,6 +5,9 @@ egress rule). It connects as the least-privileged application role with an IAM a
 it signs locally: its environment holds no secret, and its IAM policy allows
 `rds-db:connect` to that proxy as that role alone. With SnapStart on (a stage setting), API
 Gateway invokes the alias `live` of the latest published version.
+
+Schema before code: the function (its version and alias too) depends on the migration
+trigger, so CloudFormation updates the code only after this deploy's migrations ran.
 """
 
 from __future__ import annotations
@@ -21,11 +24,38 @@ from infra.config import (
     SERVICE_NAME,
     StageSettings,
 )
+from infra.constructs.migrations import Migrations
 from infra.constructs.network import Network
 from infra.constructs.proxy import Proxy
 from infra.constructs.vpc_function import vpc_function
 
 HANDLER = "users_api.handler.handler"
+
+
+def environment(settings: StageSettings, proxy: Proxy) -> dict[str, str]:
+    """The API function's environment: every name is a field of users_api.settings.Settings
+    (a test checks it; pydantic-settings ignores unknown names)."""
+    return {
+        "DB_HOST": proxy.endpoint,
+        "DB_PORT": str(DB_PORT),
+        "DB_NAME": DB_NAME,
+        "DB_USER": APP_DB_USER,
+        "DB_AUTH_MODE": "iam",
+        # The proxy's certificate is from Amazon Trust Services (ACM): the runtime's trust
+        # store verifies it.
+        "DB_SSL": "verify-full",
+        "DB_CONNECT_TIMEOUT": str(settings.db_connect_timeout_seconds),
+        "DB_STATEMENT_TIMEOUT": str(settings.db_statement_timeout_seconds),
+        # The HTTP API's $default stage serves the app at the root URL.
+        "API_ROOT_PATH": "",
+        "LOG_LEVEL": settings.log_level,
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        # Defence in depth behind the HTTP API's JWT authorizer: the app answers 401 to a
+        # write whose event carries no authorizer claims.
+        "REQUIRE_AUTH": "true" if settings.auth_enabled else "false",
+        "MAX_BODY_BYTES": str(settings.max_body_bytes),
+    }
 
 
 class ApiFunction(Construct):
@@ -37,27 +67,15 @@ class ApiFunction(Construct):
         settings: StageSettings,
         network: Network,
         proxy: Proxy,
+        migrations: Migrations,
         code: lambda_.Code,
     ) -> None:
         super().__init__(scope, construct_id)
-
-        self.security_group = ec2.SecurityGroup(
-            self,
-            "SecurityGroup",
-            vpc=network.vpc,
-            description="users API function: may only reach the RDS Proxy",
-            allow_all_outbound=False,
-        )
-        self.security_group.add_egress_rule(
-            proxy.security_group, ec2.Port.tcp(DB_PORT), "API function to RDS Proxy"
-        )
-        proxy.allow_from(self.security_group, "API function to RDS Proxy")
-
         self.function = vpc_function(
             self,
             settings=settings,
             network=network,
-            security_group=self.security_group,
+            security_group_description="users API function: may only reach the RDS Proxy",
             code=code,
             handler=HANDLER,
             description=f"users API ({settings.name})",
@@ -68,27 +86,15 @@ class ApiFunction(Construct):
             # Bounded by the proxy's connection budget (see StageSettings).
             reserved_concurrent_executions=settings.function_reserved_concurrency,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
-            environment={
-                "DB_HOST": proxy.endpoint,
-                "DB_PORT": str(DB_PORT),
-                "DB_NAME": DB_NAME,
-                "DB_USER": APP_DB_USER,
-                "DB_AUTH_MODE": "iam",
-                "DB_SSL": "verify-full",
-                "DB_CONNECT_TIMEOUT": str(settings.db_connect_timeout_seconds),
-                "DB_STATEMENT_TIMEOUT": str(settings.db_statement_timeout_seconds),
-                # The HTTP API's $default stage serves the app at the root URL.
-                "API_ROOT_PATH": "",
-                "LOG_LEVEL": settings.log_level,
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                # Defence in depth behind the HTTP API's JWT authorizer: the app answers 401
-                # to a write whose event carries no authorizer claims.
-                "REQUIRE_AUTH": "true" if settings.auth_enabled else "false",
-                "MAX_BODY_BYTES": str(settings.max_body_bytes),
-            },
+            environment=environment(settings, proxy),
+        )
+        self.function.connections.allow_to(
+            proxy.proxy, ec2.Port.tcp(DB_PORT), "API function to RDS Proxy"
         )
         proxy.grant_connect(self.function, APP_DB_USER)
+        # The function resource and its children (the published version): not its security
+        # group, which the proxy's ingress rule (a dependency of the trigger) references.
+        self.function.node.add_dependency(migrations.trigger)
         # What API Gateway invokes: with SnapStart, a published version (snapshots exist only
         # for versions) behind a stable alias; otherwise $LATEST.
         self.entry: lambda_.IFunction = self.function
@@ -96,3 +102,4 @@ class ApiFunction(Construct):
             self.entry = lambda_.Alias(
                 self, "Live", alias_name="live", version=self.function.current_version
             )
+            self.entry.node.add_dependency(migrations.trigger)

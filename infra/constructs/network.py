@@ -14,8 +14,6 @@ from constructs import Construct
 
 from infra.config import StageSettings
 
-HTTPS = ec2.Port.tcp(443)
-
 
 class Network(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, settings: StageSettings) -> None:
@@ -55,8 +53,8 @@ class Network(Construct):
             open=False,
         )
 
-    def allow_secrets_manager_from(self, client: ec2.SecurityGroup) -> None:
-        """Let `client` (an egress-restricted security group) call the Secrets Manager API."""
-        for endpoint_sg in self.secrets_manager_endpoint.connections.security_groups:
-            endpoint_sg.add_ingress_rule(client, HTTPS, "Secrets Manager API (endpoint)")
-            client.add_egress_rule(endpoint_sg, HTTPS, "Secrets Manager API (endpoint)")
+    def allow_secrets_manager_from(self, client: ec2.IConnectable) -> None:
+        """Let `client` call the Secrets Manager API (its egress, the endpoint's ingress)."""
+        self.secrets_manager_endpoint.connections.allow_default_port_from(
+            client, "Secrets Manager API (endpoint)"
+        )

@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
-from infra.config import APP_DB_USER, DB_PORT, StageSettings
+from infra.config import APP_DB_USER, StageSettings
 from infra.constructs.database import Database
 from infra.constructs.network import Network
 
@@ -65,13 +65,10 @@ class Proxy(Construct):
             borrow_timeout=Duration.seconds(settings.db_connect_timeout_seconds),
             debug_logging=False,
         )
-        # The proxy -> database leg: IAM auth as the application role, nothing else.
+        # The proxy -> database leg: IAM auth as the application role, nothing else. The
+        # network path (the proxy's egress and the database's ingress on 5432) is opened by
+        # the proxy target itself (`allowDefaultPortFrom(proxy)` in CDK's DatabaseProxy).
         database.instance.grant_connect(self.role, APP_DB_USER)
-        # `connections.allow_default_port_from` throws for a proxy: open the port explicitly.
-        database.allow_from(self.security_group, "RDS Proxy to PostgreSQL")
-        self.security_group.add_egress_rule(
-            database.security_group, ec2.Port.tcp(DB_PORT), "RDS Proxy to PostgreSQL"
-        )
 
     @property
     def endpoint(self) -> str:
@@ -81,9 +78,6 @@ class Proxy(Construct):
     def resource_id(self) -> str:
         """The proxy's resource id (`prx-...`): the last field of its ARN."""
         return Fn.select(6, Fn.split(":", self.proxy.db_proxy_arn))
-
-    def allow_from(self, peer: ec2.ISecurityGroup, description: str) -> None:
-        self.security_group.add_ingress_rule(peer, ec2.Port.tcp(DB_PORT), description)
 
     def grant_connect(self, grantee: iam.IGrantable, db_user: str = APP_DB_USER) -> None:
         """Allow `grantee` to open IAM-authenticated connections to the proxy as `db_user`."""

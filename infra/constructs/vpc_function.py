@@ -1,16 +1,22 @@
 """A Python function in the VPC's isolated subnets, with a log group and a role of its own.
 
-CDK's default role attaches AWSLambdaBasicExecutionRole (logs:* on every log group of the
-account); this one writes to one log group. ENI management for the VPC attachment keeps
-the AWS-managed AWSLambdaVPCAccessExecutionRole: its Describe* actions cannot be scoped.
-Both of the stack's functions (API and migrations) are built here from the shared bundle.
+CDK's default role attaches AWSLambdaBasicExecutionRole, and a VPC function
+AWSLambdaVPCAccessExecutionRole: both allow log writes on every log group of the account.
+This role has one inline policy instead: log writes to the function's own log group, and the
+network-interface actions Lambda performs with the execution role to attach the function
+to its subnets (the managed policy's EC2 actions, per the Lambda developer guide,
+"configuration-vpc": ec2:DescribeNetworkInterfaces works only on `*`, so the Describe
+actions stay unscoped; the others are limited to this account and region). The policy is
+part of the role resource, so it exists before CloudFormation creates the function (Lambda
+checks the ENI permissions at CreateFunction). Both of the stack's functions (API and
+migrations) are built here from the shared bundle.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -20,32 +26,55 @@ from constructs import Construct
 from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.config import StageSettings
 from infra.constructs.network import Network
-from infra.nag import acknowledge
+from infra.nag import acknowledge, arn_in_finding
 
-VPC_ACCESS_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
+# The EC2 actions of AWSLambdaVPCAccessExecutionRole (its logs:* actions are replaced by the
+# log-group-scoped statement below).
+ENI_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+ENI_MANAGE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
 
 
 def function_role(
     scope: Construct, construct_id: str, *, log_group: logs.ILogGroup, description: str
 ) -> iam.Role:
+    stack = Stack.of(scope)
+    # ENIs, subnets and security groups of this account and region.
+    ec2_resources = stack.format_arn(service="ec2", resource="*", resource_name="*")
+    policy = iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            ),
+            iam.PolicyStatement(actions=list(ENI_DESCRIBE_ACTIONS), resources=["*"]),
+            iam.PolicyStatement(actions=list(ENI_MANAGE_ACTIONS), resources=[ec2_resources]),
+        ]
+    )
     role = iam.Role(
         scope,
         construct_id,
         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
         description=description,
-        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(VPC_ACCESS_POLICY)],
-    )
-    role.add_to_policy(
-        iam.PolicyStatement(
-            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[log_group.log_group_arn],
-        )
+        inline_policies={"LogsAndNetworkInterfaces": policy},
     )
     acknowledge(
         role,
-        f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{VPC_ACCESS_POLICY}]",
-        "Lambda needs ec2:CreateNetworkInterface/Describe*/Delete* to attach to the VPC; "
-        "these cannot be scoped to resources, and AWS maintains this minimal policy.",
+        "AwsSolutions-IAM5[Resource::*]",
+        "ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets, which Lambda calls with the "
+        "execution role to attach the function to the VPC, support no resource-level "
+        "permissions: they are read-only and the only actions on `*`.",
+    )
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::{arn_in_finding(stack, 'ec2', '*/*')}]",
+        "Lambda creates and deletes the function's network interfaces with the execution "
+        "role; their ids are not known in advance, so the actions are limited to EC2 "
+        "resources of this account and region.",
     )
     return role
 
@@ -55,7 +84,7 @@ def vpc_function(
     *,
     settings: StageSettings,
     network: Network,
-    security_group: ec2.ISecurityGroup,
+    security_group_description: str,
     code: lambda_.Code,
     handler: str,
     description: str,
@@ -65,7 +94,16 @@ def vpc_function(
     environment: dict[str, str],
     **function_options: Any,
 ) -> lambda_.Function:
-    """`scope`/LogGroup, `scope`/Role and `scope`/Function (stable logical ids)."""
+    """`scope`/SecurityGroup, `scope`/LogGroup, `scope`/Role and `scope`/Function (stable
+    logical ids). The security group allows nothing: open what the function may reach with
+    `function.connections.allow_to(...)`, which adds the egress and the peer's ingress."""
+    security_group = ec2.SecurityGroup(
+        scope,
+        "SecurityGroup",
+        vpc=network.vpc,
+        description=security_group_description,
+        allow_all_outbound=False,
+    )
     log_group = logs.LogGroup(
         scope,
         "LogGroup",

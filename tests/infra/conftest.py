@@ -28,7 +28,9 @@ class Synth:
     """One stage's synthesized stack."""
 
     settings: Any  # infra.config.StageSettings
-    outdir: Path
+    outdir: Path  # the app's cloud assembly
+    assembly: Path  # the stage's nested assembly, holding the stack's files
+    template_file: Path
     template_json: dict[str, Any]
     template: Any  # aws_cdk.assertions.Template
     validation_error: str | None  # the message when a validation plugin failed synthesis
@@ -65,7 +67,7 @@ def cdk_context(stage: str, **extra: Any) -> dict[str, Any]:
 def synthesize(stage: str, outdir: Path, *, settings: Any = None, **context: Any) -> Synth:
     """Synthesize `stage` as `cdk synth -c stage=...` would (with extra `context`), or, given
     `settings` (a variant of the stage's StageSettings), a stack built from those."""
-    from aws_cdk import App
+    from aws_cdk import App, Stage
     from aws_cdk.assertions import Template
 
     context = cdk_context(stage, **{"aws:cdk:bundling-stacks": []}, **context)
@@ -75,23 +77,30 @@ def synthesize(stage: str, outdir: Path, *, settings: Any = None, **context: Any
 
         stack = build(app)
     else:
-        from infra.bundling import function_code
+        from infra.config import with_overrides
         from infra.nag import add_nag_checks
-        from infra.stack import UsersApiStack
+        from infra.stage import UsersApiStage
 
-        stack = UsersApiStack(app, settings=settings, code=function_code())
+        # The context overrides apply on top of the variant, as settings_from_context does.
+        settings = with_overrides(
+            settings, auth=context.get("auth"), alarm_email=context.get("alarm_email")
+        )
+        stack = UsersApiStage(app, settings=settings).stack
         add_nag_checks(app)
     validation_error = None
     try:
         app.synth()
     except RuntimeError as exc:  # a failed validation plugin (cdk-nag): templates are written
         validation_error = str(exc)
-    template_json = json.loads((outdir / f"{stack.stack_name}.template.json").read_text())
-    metadata_file = outdir / f"{stack.stack_name}.metadata.json"
+    assembly = Path(Stage.of(stack).outdir)  # the stage's nested assembly
+    template_json = json.loads((assembly / stack.template_file).read_text())
+    metadata_file = assembly / f"{stack.artifact_id}.metadata.json"
     metadata = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
     return Synth(
         settings=stack.settings,
         outdir=outdir,
+        assembly=assembly,
+        template_file=assembly / stack.template_file,
         template_json=template_json,
         template=Template.from_json(template_json),
         validation_error=validation_error,

@@ -103,3 +103,25 @@ def test_handlers_run_from_the_slimmed_bundle(native_bundle: Path, pg_server: st
     assert statuses == [200, 201, 200, 200, 200, 200, 200], report["calls"]
     assert report["calls"][3][1]["name"] == "Bundled"
     assert "boto3" not in report["modules"]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_two_builds_in_different_folders_are_byte_identical(
+    native_bundle: Path, tmp_path: Path
+) -> None:
+    """Reproducible artifacts: the same commit bundled again, elsewhere, gives the same bytes
+    (the .pyc files record /var/task paths, not the build folder)."""
+    again = tmp_path / "elsewhere" / "deeper"
+    bundling.build_bundle(again, bundling.X86_64_PLATFORMS)
+    first, second = _tree(native_bundle), _tree(again)
+    assert sorted(first) == sorted(second)
+    differing = [name for name in first if first[name] != second[name]]
+    assert differing == [], f"{len(differing)} files differ, e.g. {differing[:5]}"
+    assert sum(name.endswith(".pyc") for name in first) > 500

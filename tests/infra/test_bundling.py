@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -105,7 +106,7 @@ def test_python312_lookup_finds_an_interpreter_that_runs() -> None:
         assert version == "(3, 12)"
 
 
-def test_local_bundler_caches_by_hash_and_falls_back_on_failure(
+def test_local_bundler_caches_by_hash_and_fails_loudly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     builds: list[Path] = []
@@ -130,9 +131,69 @@ def test_local_bundler_caches_by_hash_and_falls_back_on_failure(
         (out_dir / "partial").write_text("x")
         raise subprocess.CalledProcessError(1, ["pip"])
 
+    # One recipe: a failed build fails the synthesis (no Docker fallback), and nothing
+    # half-built reaches the cache.
     monkeypatch.setattr(bundling, "build_bundle", failing_build)
-    monkeypatch.setenv("USERS_API_BUNDLE_CACHE", "off")
+    monkeypatch.setenv("USERS_API_BUNDLE_CACHE", str(tmp_path / "cache2"))
     out = tmp_path / "failed"
     out.mkdir()
-    assert bundling.LocalBundler("abc123").try_bundle(str(out)) is False
-    assert list(out.iterdir()) == []  # Docker bundling starts from an empty directory
+    with pytest.raises(subprocess.CalledProcessError):
+        bundling.LocalBundler("def456").try_bundle(str(out))
+    assert not (tmp_path / "cache2" / "def456").exists()
+
+
+def test_source_hash_covers_the_recipe_itself_and_the_locked_ca_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed bundling recipe (this module) or CA package rebuilds the bundle: no version
+    constant to bump by hand."""
+    _fake_sources(tmp_path, monkeypatch)
+    recipe = tmp_path / "bundling.py"
+    recipe.write_bytes(bundling.RECIPE.read_bytes())
+    monkeypatch.setattr(bundling, "RECIPE", recipe)
+    lock = tmp_path / "package-lock.json"
+    lock.write_bytes(bundling.PACKAGE_LOCK.read_bytes())
+    monkeypatch.setattr(bundling, "PACKAGE_LOCK", lock)
+    first = bundling.source_hash()
+    recipe.write_text(recipe.read_text() + "\n# a changed step\n")
+    second = bundling.source_hash()
+    assert second != first
+    lock.write_text(lock.read_text().replace('"version": "1.1.2"', '"version": "1.1.3"'))
+    assert bundling.source_hash() not in (first, second)
+
+
+def _subjects(bundle: str) -> list[str]:
+    from cryptography import x509
+
+    certificates = x509.load_pem_x509_certificates(bundle.encode())
+    return [c.subject.rfc4514_string() for c in certificates]
+
+
+def test_rds_ca_bundle_holds_the_instance_ca_of_every_region(tmp_path: Path) -> None:
+    """The CA the instance is set to (rds-ca-rsa2048-g1) has a root for every region the
+    pinned package knows, and the migration function's TLS setup trusts exactly these."""
+    from infra.constructs.database import CA_CERTIFICATE
+    from users_api.db import _ssl_context
+    from users_api.settings import SslMode
+
+    assert CA_CERTIFICATE.to_string() == "rds-ca-rsa2048-g1"
+    bundle = bundling.rds_ca_bundle()
+    subjects = _subjects(bundle)
+    assert len(subjects) >= 100
+    g1_regions = {s for s in subjects if "Root CA RSA2048 G1" in s and "Beta" not in s}
+    assert len(g1_regions) >= 25
+    for region in ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2"):
+        assert any(f"Amazon RDS {region} Root CA RSA2048 G1" in s for s in subjects), region
+    path = tmp_path / bundling.RDS_CA_BUNDLE
+    path.write_text(bundle)
+    context = _ssl_context(SslMode.VERIFY_FULL, path)
+    assert isinstance(context, ssl.SSLContext)
+    assert (context.check_hostname, context.verify_mode) == (True, ssl.CERT_REQUIRED)
+    assert len(context.get_ca_certs()) == len(subjects)  # these CAs only, not the system's
+
+
+def test_rds_ca_bundle_refuses_a_source_without_certificates(tmp_path: Path) -> None:
+    source = tmp_path / "defaults.js"
+    source.write_text("exports.defaults = ['not a certificate'];\n")
+    with pytest.raises(ValueError, match="no certificate"):
+        bundling.rds_ca_bundle(source)

@@ -12,8 +12,7 @@ REGIONS = ["us-east-1", "eu-west-1"]
 
 
 def test_templates_pass_cfn_lint(synth: Synth) -> None:
-    template = synth.outdir / f"{synth.settings.stack_name}.template.json"
-    matches = lint_file(template, config=ManualArgs(regions=REGIONS))
+    matches = lint_file(synth.template_file, config=ManualArgs(regions=REGIONS))
     problems = [
         str(m) for m in matches if not (m.rule.id.startswith("I") or m.rule.id in ALLOWED_WARNINGS)
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -79,8 +80,21 @@ def cli_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def stack_template(cli_out: Path, stage: str) -> tuple[Path, dict]:
+    """The stage's nested assembly (infra/stage.py) and its stack's template."""
+    assembly = cli_out / stage / f"assembly-{stage.capitalize()}"
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    (artifact,) = [
+        a
+        for a in manifest["artifacts"].values()
+        if a["type"] == "aws:cloudformation:stack"
+        and a["properties"]["stackName"] == f"UsersApi-{stage}"
+    ]
+    return assembly, json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
+
+
 def asset_dir(cli_out: Path, stage: str) -> Path:
-    template = json.loads((cli_out / stage / f"UsersApi-{stage}.template.json").read_text())
+    assembly, template = stack_template(cli_out, stage)
     paths = {
         r["Metadata"]["aws:asset:path"]
         for r in template["Resources"].values()
@@ -88,7 +102,7 @@ def asset_dir(cli_out: Path, stage: str) -> Path:
         and r["Properties"].get("Handler", "").startswith(f"{PACKAGE}.")
     }
     assert len(paths) == 1, f"the two functions should share one asset: {paths}"
-    return cli_out / stage / paths.pop()
+    return (assembly / paths.pop()).resolve()
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +115,8 @@ def bundle(cli_out: Path) -> Path:
 def test_both_stages_synthesize_with_the_same_bundle(cli_out: Path) -> None:
     assert asset_dir(cli_out, "dev").name == asset_dir(cli_out, "prod").name
     for stage in STAGES:
-        manifest = json.loads((cli_out / stage / "manifest.json").read_text())
-        assert f"UsersApi-{stage}" in manifest["artifacts"]
+        _, template = stack_template(cli_out, stage)
+        assert template["Resources"]
 
 
 def test_bundle_fits_lambda(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,3 +223,41 @@ def test_bytecode_is_unchecked_hash_for_python312(bundle: Path) -> None:
 
 def test_bundled_versions_equal_the_pins(bundle: Path) -> None:
     assert installed_distributions(bundle) == read_pins(ROOT / "requirements" / "function.txt")
+
+
+def test_bytecode_records_the_lambda_path_not_the_build_folder(bundle: Path) -> None:
+    """A traceback on Lambda names /var/task/..., never the build machine's folder."""
+    if find_python312() is None or sys.version_info[:2] != (3, 12):
+        pytest.skip("needs Python 3.12 both to have compiled the bundle and to read its code")
+    pycs = sorted(bundle.rglob("*.pyc"))
+    assert len(pycs) > 500
+    for pyc in pycs:
+        code = marshal.loads(pyc.read_bytes()[16:])  # noqa: S302 - our own build output
+        relative = pyc.relative_to(bundle)
+        assert code.co_filename.startswith("/var/task/"), (relative, code.co_filename)
+        # The file's own place in the bundle (a sourceless foo.pyc records foo.py).
+        recorded = Path(code.co_filename.removeprefix("/var/task/"))
+        if "__pycache__" not in relative.parts:
+            assert recorded == relative.with_suffix(".py"), (relative, recorded)
+
+
+def test_bundle_ships_the_rds_ca_bundle_at_the_configured_path(bundle: Path) -> None:
+    from infra.bundling import RDS_CA_BUNDLE, RDS_CA_BUNDLE_PATH, rds_ca_bundle
+
+    assert f"/var/task/{RDS_CA_BUNDLE}" == RDS_CA_BUNDLE_PATH
+    assert (bundle / RDS_CA_BUNDLE).read_text() == rds_ca_bundle()
+
+
+def test_the_local_tools_default_template_is_the_dev_stack(cli_out: Path) -> None:
+    """`make invoke`, `make run-lambda` and the sam targets read the dev stack from where
+    `make synth` writes it (cdk.out/dev/): its Stage's nested assembly."""
+    import re
+
+    from devtools.local_function import DEFAULT_TEMPLATE
+
+    relative = DEFAULT_TEMPLATE.relative_to("cdk.out/dev")
+    assert (cli_out / "dev" / relative).is_file()
+    sam_mk = (ROOT / "sam.mk").read_text()
+    match = re.search(r"^SAM_TEMPLATE \?= (\S+)$", sam_mk, re.MULTILINE)
+    assert match is not None
+    assert match.group(1) == DEFAULT_TEMPLATE.as_posix()

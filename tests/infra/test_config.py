@@ -57,6 +57,10 @@ def test_prod_is_the_protected_stage() -> None:
         ({"throttle_read_burst_limit": 10}, "throttle_read_rate_limit <= burst"),
         ({"auth_jwt_issuer": "http://idp.example.com"}, "https"),
         ({"auth_jwt_issuer": "https://idp.example.com"}, "at least one auth_jwt_audience"),
+        ({"db_monitoring_interval_seconds": 7}, "db_monitoring_interval_seconds"),
+        ({"alarm_db_connections_percent": 90}, "must exceed proxy_max_connections_percent"),
+        ({"alarm_function_duration_percent": 0}, "alarm_function_duration_percent"),
+        ({"alarm_email": "two@example.com,three@example.com"}, "one email address"),
         ({"auth_jwt_audience": ("users",)}, "auth_jwt_audience without auth_jwt_issuer"),
     ],
 )
@@ -91,3 +95,11 @@ def test_writes_are_throttled_tighter_than_reads() -> None:
         assert settings.throttle_write_rate_limit < settings.throttle_read_rate_limit
         assert settings.throttle_write_burst_limit < settings.throttle_read_burst_limit
         assert settings.max_body_bytes == 1024 * 1024
+
+
+def test_alarm_email_is_a_per_deploy_override() -> None:
+    assert DEV.alarm_email is None
+    assert with_overrides(DEV, alarm_email="oncall@example.com").alarm_email == (
+        "oncall@example.com"
+    )
+    assert with_overrides(DEV, alarm_email="  ") is DEV

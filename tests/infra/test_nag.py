@@ -13,9 +13,15 @@ from infra.nag import MIN_REASON_LENGTH
 from tests.infra.conftest import Synth
 
 ACK_KEY = "aws:cdk:acknowledged-rules"
-VPC_ACCESS = (
+# The network-interface actions Lambda needs for the VPC attachment (inline, no managed
+# policy): the Describe actions on `*`, the others on this account's EC2 resources.
+ENI_DESCRIBE = "AwsSolutions-IAM5[Resource::*]"
+ENI_MANAGE = (
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:*/*]"
+)
+ENHANCED_MONITORING = (
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-    "AWSLambdaVPCAccessExecutionRole]"
+    "AmazonRDSEnhancedMonitoringRole]"
 )
 # (construct path below the stack, rule id): a new acknowledgment must be added here, on
 # purpose, with its reason in the code next to the resource.
@@ -23,8 +29,11 @@ EXPECTED_EVERYWHERE = {
     ("Database/Instance", "AwsSolutions-RDS11"),
     # The deliberately public catch-all: /health, /docs, /openapi.json, unknown paths.
     ("HttpApi/Api/DefaultRoute/Resource", "AwsSolutions-APIG4"),
-    ("ApiFunction/Role", VPC_ACCESS),
-    ("Migrations/Role", VPC_ACCESS),
+    ("ApiFunction/Role", ENI_DESCRIBE),
+    ("ApiFunction/Role", ENI_MANAGE),
+    ("Migrations/Role", ENI_DESCRIBE),
+    ("Migrations/Role", ENI_MANAGE),
+    ("Monitoring/AlarmTopic", "AwsSolutions-SNS2"),
     ("ApiFunction/Function", "AwsSolutions-L1"),
     ("Migrations/Function", "AwsSolutions-L1"),
 }
@@ -40,6 +49,8 @@ def route_path(method: str, path: str) -> str:
 def expected_acknowledgments(settings: Any) -> set[tuple[str, str]]:
     """What a stack built from `settings` (infra.config.StageSettings) acknowledges."""
     expected = set(EXPECTED_EVERYWHERE)
+    if settings.db_monitoring_interval_seconds:
+        expected.add(("Database/Instance", ENHANCED_MONITORING))
     if not settings.db_multi_az:
         expected.add(("Database/Instance", "AwsSolutions-RDS3"))
     if not settings.db_deletion_protection:
@@ -66,7 +77,7 @@ def expected_acknowledgments(settings: Any) -> set[tuple[str, str]]:
 def nag_acknowledgments(synth: Synth) -> dict[tuple[str, str], str]:
     """(construct path below the stack, rule id) -> reason."""
     found = {}
-    prefix = f"/{synth.settings.stack_name}/"
+    prefix = f"/{synth.settings.name.capitalize()}/{synth.settings.stack_name}/"
     for path, entries in synth.metadata.items():
         for entry in entries:
             if entry["type"] != ACK_KEY:

@@ -57,3 +57,18 @@ def test_without_snapstart_the_api_invokes_the_function(dev: Synth) -> None:
     assert "SnapStart" not in function["Properties"]
     assert dev.of_type("AWS::Lambda::Alias") == {}
     assert all(function_id in uri for uri in integration_uris(dev))
+
+
+def test_the_published_version_and_alias_wait_for_the_migrations(dev_snapstart: Synth) -> None:
+    """Schema before code: the version SnapStart snapshots, and the alias API Gateway invokes,
+    are created only after this deploy's migration trigger ran."""
+    [trigger_id] = dev_snapstart.of_type("Custom::Trigger")
+    function_id, _ = api_function(dev_snapstart)
+    [version_id] = [
+        k
+        for k, r in dev_snapstart.of_type("AWS::Lambda::Version").items()
+        if r["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    [alias_id] = dev_snapstart.of_type("AWS::Lambda::Alias")
+    for logical_id in (function_id, version_id, alias_id):
+        assert trigger_id in dev_snapstart.resources[logical_id].get("DependsOn", []), logical_id

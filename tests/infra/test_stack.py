@@ -137,7 +137,9 @@ def test_migration_function_reads_the_master_secret_and_nothing_else(synth: Synt
     assert env["DB_HOST"] == {"Fn::GetAtt": [db_id, "Endpoint.Address"]}
     assert env["DB_AUTH_MODE"] == "secret"
     assert env["DB_SECRET_ARN"] == ref(attachment_id)  # the secret's ARN, not its value
-    assert env["DB_SSL"] == "require"
+    # The instance's certificate is verified against the RDS CAs shipped in the bundle.
+    assert env["DB_SSL"] == "verify-full"
+    assert env["DB_SSL_ROOT_CERT"] == "/var/task/rds-ca-bundle.pem"
     assert env["APP_DB_USER"] == APP_DB_USER
     assert "resolve:secretsmanager" not in json.dumps(env)
     assert not any("PASSWORD" in key for key in env)
@@ -415,8 +417,9 @@ def test_dev_is_destroyed_with_the_stack_and_prod_is_protected_and_retained(
 
 def test_every_log_group_has_the_stage_retention(synth: Synth) -> None:
     log_groups = synth.of_type("AWS::Logs::LogGroup")
-    # API function, migrations, HTTP API access logs, VPC flow logs, Cognito scopes trigger.
-    assert len(log_groups) == 5
+    # API function, migrations, HTTP API access logs, VPC flow logs, Cognito scopes trigger,
+    # PostgreSQL's server and upgrade logs.
+    assert len(log_groups) == 7
     for logical_id, log_group in log_groups.items():
         expected = RETENTION_DAYS[synth.settings.name]
         assert log_group["Properties"]["RetentionInDays"] == expected, logical_id
@@ -512,43 +515,6 @@ def test_security_groups_allow_only_the_expected_paths(synth: Synth) -> None:
         rule.get("CidrIp") != "0.0.0.0/0"
         for rule in synth.resources[api_sg]["Properties"]["SecurityGroupEgress"]
     )
-
-
-def test_alarms_cover_function_api_and_proxy(synth: Synth) -> None:
-    alarms = {
-        a["Properties"]["AlarmName"]: a["Properties"]
-        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
-    }
-    prefix = synth.settings.stack_name
-    assert sorted(alarms) == sorted(
-        f"{prefix}-{name}"
-        for name in (
-            "FunctionErrors",
-            "FunctionThrottles",
-            "Api5xxRate",
-            "ApiLatencyP99",
-            "ProxyClientConnections",
-        )
-    )
-    assert alarms[f"{prefix}-FunctionErrors"]["MetricName"] == "Errors"
-    assert alarms[f"{prefix}-FunctionThrottles"]["MetricName"] == "Throttles"
-    latency = alarms[f"{prefix}-ApiLatencyP99"]
-    assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("Latency", "p99")
-    assert latency["Threshold"] == synth.settings.alarm_api_p99_latency_ms
-    rate = alarms[f"{prefix}-Api5xxRate"]
-    expressions = [m for m in rate["Metrics"] if "Expression" in m]
-    assert expressions[0]["Expression"] == "IF(requests > 0, 100 * errors / requests, 0)"
-    assert {
-        m["MetricStat"]["Metric"]["MetricName"] for m in rate["Metrics"] if "MetricStat" in m
-    } == {
-        "5xx",
-        "Count",
-    }
-    connections = alarms[f"{prefix}-ProxyClientConnections"]
-    assert (connections["Namespace"], connections["MetricName"]) == ("AWS/RDS", "ClientConnections")
-    assert connections["Threshold"] == synth.settings.alarm_proxy_client_connections
-    for alarm in alarms.values():
-        assert alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_outputs_name_the_api_url_function_and_proxy(synth: Synth) -> None:

@@ -27,7 +27,7 @@ def synthesize_bundled_dev(outdir: Path) -> Path:
         return _done[outdir]
     # Before jsii starts Node: its end-of-life banner for this Node only adds noise.
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from aws_cdk import App
+    from aws_cdk import App, Stage
 
     from infra.app import build
 
@@ -35,7 +35,8 @@ def synthesize_bundled_dev(outdir: Path) -> Path:
     context.update(
         {
             "stage": "dev",
-            "aws:cdk:bundling-stacks": [STACK],
+            # Stacks in a Stage are matched by their path (Dev/UsersApi-dev).
+            "aws:cdk:bundling-stacks": [f"Dev/{STACK}"],
             # What the CLI adds: the `aws:asset:*` metadata sam local reads.
             "aws:cdk:enable-asset-metadata": True,
             "aws:cdk:enable-path-metadata": True,
@@ -46,7 +47,8 @@ def synthesize_bundled_dev(outdir: Path) -> Path:
     # A failed validation plugin (cdk-nag) raises after the templates are written.
     with contextlib.suppress(RuntimeError):
         app.synth()
-    template = outdir / f"{stack.stack_name}.template.json"
+    # The stack sits in its stage's nested assembly (infra/stage.py).
+    template = Path(Stage.of(stack).outdir) / stack.template_file
     assert template.is_file(), f"synthesis wrote no {template}"
     _done[outdir] = template
     return template
