@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 from devtools.postgres import postgres_server, run, scratch_database
@@ -22,6 +23,11 @@ os.environ.update(FAKE_AWS_CREDENTIALS)
 os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "UsersApiTest"
 for _name in ("AWS_PROFILE", "AWS_LAMBDA_FUNCTION_NAME", "DATABASE_URL", "DB_HOST"):
     os.environ.pop(_name, None)
+
+# Generated tests judge answers, never speed: the machine is shared and noisy, so no
+# per-example deadline (hypothesis's default 200 ms turns a slow moment into a flaky failure).
+settings.register_profile("project", deadline=None)
+settings.load_profile("project")
 
 # The handler module builds its app once, at import, as on a cold start: import it now, under
 # the default settings, so no test's configuration is baked into it.
