@@ -258,6 +258,6 @@ def test_the_local_tools_default_template_is_the_dev_stack(cli_out: Path) -> Non
     relative = DEFAULT_TEMPLATE.relative_to("cdk.out/dev")
     assert (cli_out / "dev" / relative).is_file()
     sam_mk = (ROOT / "sam.mk").read_text()
-    match = re.search(r"^SAM_TEMPLATE \?= (\S+)$", sam_mk, re.MULTILINE)
+    match = re.search(r"^SAM_DEFAULT_TEMPLATE := (\S+)$", sam_mk, re.MULTILINE)
     assert match is not None
     assert match.group(1) == DEFAULT_TEMPLATE.as_posix()
