@@ -17,6 +17,7 @@ from users_api.settings import Settings, get_settings
 # Statuses any route may answer with, documented so clients (and schema fuzzers) know them.
 COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
     413: {"model": ErrorDetail, "description": "Request body larger than the limit"},
+    415: {"model": ErrorDetail, "description": "Content-Encoding other than identity"},
     503: {"model": ErrorDetail, "description": "Database unavailable"},
 }
 
@@ -36,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Create, list, read, update and delete users.",
         lifespan=_lifespan,
+        # No trailing-slash redirects: Starlette builds their target from the Host header
+        # and without the stage prefix. `/users/` is a 404 like any unknown path.
+        redirect_slashes=False,
     )
     install_exception_handlers(app)
     app.include_router(users.router, responses=COMMON_RESPONSES)
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         root_path=settings.api_root_path,
+        routes=app.router.routes,
     )
     return app
 

@@ -8,11 +8,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from users_api import users_repo
 from users_api.auth import UNAUTHORIZED, WriteAccess
+from users_api.body import JsonRoute
 from users_api.deps import SessionDep, UserId
 from users_api.models import User
 from users_api.schemas import MAX_ID, ErrorDetail, Message, UserCreate, UserOut, UserUpdate
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=JsonRoute)
 
 NOT_FOUND = {404: {"model": ErrorDetail, "description": "User not found"}}
 CONFLICT = {409: {"model": ErrorDetail, "description": "Email already registered"}}
