@@ -69,8 +69,10 @@ def terminate_abandoned_connections(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _abandon_unavailable(context: Any) -> None:
-        # A statement timeout leaves the connection open mid-query: no longer usable.
-        if is_db_unavailable(context.original_exception):
+        # A statement timeout leaves the connection open mid-query: no longer usable. (Not
+        # for a pool's pre-ping, where a "disconnect" means trying a new connection within
+        # the same request; its failure discards the connection anyway.)
+        if not context.is_pre_ping and is_db_unavailable(context.original_exception):
             context.is_disconnect = True
 
     @event.listens_for(engine.sync_engine, "invalidate")
