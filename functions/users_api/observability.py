@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,10 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.metrics import Metrics
 
 logger = Logger(service=get_settings().powertools_service_name, level=get_settings().log_level)
+# Loggers of libraries that would write user data: aiosqlite's DEBUG lines quote every
+# statement's parameters, Mangum's INFO line each request's path (the app writes its own).
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+logging.getLogger("mangum.http").setLevel(logging.WARNING)
 
 
 def in_lambda() -> bool:
