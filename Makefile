@@ -51,8 +51,8 @@ test: setup pgbouncer $(INFRA_TEST_DEPS) $(SAM_VENV)/.installed ## run the whole
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-fuzz: setup ## a long schemathesis run (FUZZ_EXAMPLES per operation, random seeds)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} FUZZ_RANDOM=1 $(PY) -m pytest tests/test_fuzz.py -q
+fuzz: setup ## long runs of schemathesis and the hostile-input property tests (FUZZ_EXAMPLES each, random seeds)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} FUZZ_RANDOM=1 $(PY) -m pytest tests/test_fuzz.py tests/test_hostile_input.py -q
 
 # pgbouncer in transaction mode is the tests' stand-in for RDS Proxy (Debian package).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

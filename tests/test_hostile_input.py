@@ -8,6 +8,7 @@ Example counts: FUZZ_EXAMPLES (modest in `make test`, large in `make fuzz`).
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlencode
@@ -44,6 +45,7 @@ def post_user(body: dict[str, str]) -> Raw:
 
 fuzz = settings(
     max_examples=EXAMPLES,
+    derandomize=os.environ.get("FUZZ_RANDOM") is None,  # `make test` repeats itself
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),

@@ -75,8 +75,9 @@ def over_uvicorn(database_url: str) -> Iterator[Send]:
     with uvicorn_client(database_url) as client:
 
         def send(raw: Raw) -> Answer:
+            # On the wire a value has no surrounding whitespace (RFC 9110 5.5): strip it.
             headers = [
-                (k.encode("latin-1"), v.encode("latin-1"))
+                (k.encode("latin-1"), v.strip(" \t").encode("latin-1"))
                 for k, v in raw.headers
                 if k.lower() not in FRAMING
             ]
