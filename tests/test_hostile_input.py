@@ -203,3 +203,18 @@ def test_text_no_backend_can_store_is_a_422_naming_the_field(
     answer = send(raw)
     assert answer.status == 422, answer.body[:300]
     assert ["body", field] in [problem["loc"] for problem in answer.json()["detail"]]
+
+
+@fuzz
+@given(
+    path=st.sampled_from(["/users", "/users/1", "/health", "/openapi.json", "/docs"]),
+    query=st.sampled_from(["", "limit=1", "limit=0", "after_id=-1"]),
+)
+def test_head_answers_like_get_without_a_body(send: Send, path: str, query: str) -> None:
+    got = send(Raw("GET", path, query=query))
+    head = send(Raw("HEAD", path, query=query))
+    assert head.status == got.status
+    assert head.body == b""
+    assert head.headers.get("content-type") == got.headers.get("content-type")
+    if "content-length" in head.headers and path != "/health":  # /health's time varies
+        assert head.headers["content-length"] == got.headers["content-length"]
