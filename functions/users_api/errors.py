@@ -61,7 +61,7 @@ def json_safe(value: object) -> object:
 
     A validation error echoes the input: NaN and Infinity have no JSON form, a lone
     surrogate no UTF-8 form, and an exception in `ctx` none at all. Nesting is bounded by
-    the body decoder (middleware.MAX_JSON_DEPTH), so the recursion is too.
+    the body decoder (body.MAX_JSON_DEPTH), so the recursion is too.
     """
     if value is None or isinstance(value, (bool, int)):
         return value
