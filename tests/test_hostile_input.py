@@ -97,7 +97,7 @@ def test_any_body_gets_a_contract_answer(
     answer = send(raw)
     assert_contract_answer(raw, answer)
     if encoding not in (None, "identity"):
-        assert answer.status in (405, 415)
+        assert answer.status == 415
 
 
 @fuzz
@@ -111,9 +111,7 @@ def test_any_header_and_query_values_get_a_contract_answer(
 ) -> None:
     body = json.dumps({"name": "H", "email": f"h{uuid.uuid4().hex}@example.com"}).encode()
     path = "/users" if method != "PATCH" else "/users/1"
-    encoded = urlencode(
-        [(k.encode("utf-8", "surrogatepass"), v.encode("utf-8", "surrogatepass")) for k, v in query]
-    )
+    encoded = urlencode([(_bytes(k), _bytes(v)) for k, v in query])
     raw = Raw(method, path, body if method in ("POST", "PATCH") else b"", tuple(headers), encoded)
     assert_contract_answer(raw, send(raw))
 
