@@ -129,7 +129,7 @@ def where(exc: BaseException) -> str:
         frames = "".join(traceback.format_tb(current.__traceback__))
         parts.append(f"{frames}{type(current).__module__}.{type(current).__qualname__}")
         current = current.__cause__ or current.__context__
-    return "\nwhile handling the above, raised:\n".join(reversed(parts))
+    return "\nwhich led to:\n".join(reversed(parts))
 
 
 class RequestMiddleware:
