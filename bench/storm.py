@@ -51,7 +51,8 @@ BOUND_S = CONNECT_TIMEOUT_S + 1.0
 # is the one that shows.
 POOLER_WAIT_TIMEOUT_S = 30
 PHASE_TIMEOUT_S = 600.0
-HELD_CLIENT_SLOTS = 10  # the pooler's lowered max_client_conn, all held
+HELD_CLIENT_SLOTS = 10
+SOLO_INVOCATIONS = 100  # the pooler's lowered max_client_conn, all held
 PRIVATE_HEADROOM = 10  # max_connections of the private PostgreSQL: workers + this
 
 
@@ -397,6 +398,11 @@ def main(argv: list[str] | None = None) -> int:
         bouncer = tuned_pgbouncer(target.host or "127.0.0.1", target.port or 5432).start()
         try:
             via_bouncer = f"{bouncer.url}/{database}"
+            # The floor, same run, same pooler: one environment alone, no one to wait for.
+            with fleet(1, via_bouncer) as alone:
+                solo = alone.run(Phase("one worker alone (floor)"), SOLO_INVOCATIONS)
+            phases.append(solo)
+            log(f"floor: {solo.summary()}")
             with fleet(args.workers, via_bouncer) as workers:
                 with ServerConnections(url, database) as seen:
                     storm = workers.run(Phase("storm through pgbouncer"), args.invocations)
@@ -424,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     report = [phase.summary() for phase in phases]
+    floor, storm_row = report[0], report[1]
+    for key in ("p50_ms", "p99_ms"):
+        storm_row[f"{key[:3]}_x_floor"] = round(storm_row[key] / floor[key], 1)
     print_report(report, args.workers)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
@@ -446,6 +455,11 @@ def print_report(report: list[dict[str, Any]], workers: int) -> None:
             f"| {row['phase']} | {row['invocations']} | {statuses} | {row['p50_ms']} "
             f"| {row['p99_ms']} | {row['max_ms']} | {slowest} | {row['wall_s']} | {row['per_s']} |"
         )
+    storm_row = report[1]
+    print(
+        f"storm / one worker alone: p50 {storm_row['p50_x_floor']}x, "
+        f"p99 {storm_row['p99_x_floor']}x ({workers} processes sharing this machine's CPUs)"
+    )
     for row in report:
         if row["max_server_connections"] is not None:
             print(f"{row['phase']}: at most {row['max_server_connections']} server connections")

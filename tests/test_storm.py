@@ -24,6 +24,7 @@ def test_exhaustion_is_503_and_the_same_processes_recover(tmp_path: Path) -> Non
     assert storm.main([*args, "--json", str(out)]) == 0
     phases = {row["phase"]: row["statuses"] for row in json.loads(out.read_text())}
 
+    assert phases.pop("one worker alone (floor)") == {"200": 80, "201": 20}
     assert phases.pop("storm through pgbouncer") == {"200": 16, "201": 4}
     for name, statuses in phases.items():
         if name.endswith("exhausted"):
