@@ -3,6 +3,7 @@
 Lambda scales out by adding execution environments, each a process with its own NullPool
 engine, each serving one invocation at a time. This runs that shape on loopback:
 
+0. floor: one worker alone, 100 invocations through the same pooler (the storm's ratios).
 1. storm: W worker processes (default 50) import the real handler and serve one /health, then
    all at once serve N invocations in all (default 2,000: create, get, list, patch, delete
    in turn), through pgbouncer in transaction mode with 10 server connections, the stand-in
