@@ -99,8 +99,8 @@ test: setup pgbouncer chromium podman $(INFRA_TEST_DEPS) $(SAM_VENV)/.installed 
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-fuzz: setup ## a long schemathesis run (FUZZ_EXAMPLES per operation, random seeds)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} FUZZ_RANDOM=1 $(PY) -m pytest tests/test_fuzz.py -q
+fuzz: setup ## long runs of schemathesis and the hostile-input property tests (FUZZ_EXAMPLES each, random seeds)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} FUZZ_RANDOM=1 $(PY) -m pytest tests/test_fuzz.py tests/test_hostile_input.py -q
 
 # Debian packages the tests use: pgbouncer in transaction mode stands in for RDS Proxy;
 # headless Chromium renders /docs with the network limited to loopback.

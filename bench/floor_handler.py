@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ import asyncpg
 
 _COLUMNS = "id, name, email, created_at, updated_at"
 SELECT_ONE = f"SELECT {_COLUMNS} FROM users WHERE id = $1"
-INSERT = f"INSERT INTO users (name, email) VALUES ($1, $2) RETURNING {_COLUMNS}"
+INSERT = f"INSERT INTO users (name, email, email_key) VALUES ($1, $2, $3) RETURNING {_COLUMNS}"
 SELECT_PAGE = f"SELECT {_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"
 UPDATE = (
     "UPDATE users SET name = $1, updated_at = statement_timestamp() "
@@ -68,7 +69,10 @@ async def _handle(method: str, path: str, query: dict[str, str], body: str | Non
             return 200, [_row(r) for r in rows[:limit]]
         elif method == "POST":
             data = json.loads(body or "{}")
-            return 201, _row(await conn.fetchrow(INSERT, data["name"], data["email"]))
+            email = data["email"]
+            # The uniqueness key, folded as users_api.models.email_key folds it.
+            key = unicodedata.normalize("NFC", unicodedata.normalize("NFD", email).casefold())
+            return 201, _row(await conn.fetchrow(INSERT, data["name"], email, key))
         elif method == "PATCH":
             data = json.loads(body or "{}")
             record = await conn.fetchrow(UPDATE, data["name"], int(parts[1]))

@@ -104,9 +104,11 @@ def prepare_database(url: str) -> None:
         await migrate_database(Settings(database_url=sa_url, db_nullpool=True))
         conn = await asyncpg.connect(url)
         try:
+            # ASCII addresses: their email_key is the address itself.
             await conn.execute(
-                "INSERT INTO users (name, email) SELECT 'Seeded ' || n, 'seeded-' || n || "
-                "'@example.com' FROM generate_series(1, $1) AS n",
+                "INSERT INTO users (name, email, email_key) SELECT 'Seeded ' || n, e, e FROM"
+                " generate_series(1, $1) AS n, LATERAL (SELECT 'seeded-' || n || '@example.com')"
+                " AS a(e)",
                 SEEDED_USERS,
             )
             await conn.execute("ANALYZE users")

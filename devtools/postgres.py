@@ -75,7 +75,7 @@ def _bindirs() -> list[Path]:
 
 
 @contextmanager
-def _private_server(bindir: Path) -> Iterator[str]:
+def _private_server(bindir: Path, **server_settings: str | int) -> Iterator[str]:
     data = Path(tempfile.mkdtemp(prefix="users-api-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:
@@ -89,6 +89,7 @@ def _private_server(bindir: Path) -> Iterator[str]:
         capture_output=True,
     )
     options = f"-p {port} -h 127.0.0.1 -k {data} -F"
+    options += "".join(f" -c {name}={value}" for name, value in server_settings.items())
     subprocess.run(  # noqa: S603 - PostgreSQL binaries of this machine
         [
             *as_user,
@@ -125,6 +126,23 @@ def _pgserver() -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
+
+
+@contextmanager
+def private_postgres(**server_settings: str | int) -> Iterator[str]:
+    """A throwaway server of our own, with settings (`max_connections=...`) no shared one
+    may be given: from this machine's PostgreSQL binaries, else pgserver's bundled ones."""
+    bindirs = _bindirs()
+    try:
+        from pgserver._commands import POSTGRES_BIN_PATH  # where pgserver keeps them
+
+        bindirs.append(POSTGRES_BIN_PATH)
+    except ImportError:
+        pass
+    if not bindirs:
+        raise RuntimeError(HOW_TO)
+    with _private_server(bindirs[0], **server_settings) as url:
+        yield url
 
 
 @contextmanager

@@ -53,13 +53,15 @@ def test_migration_handler_is_idempotent_and_creates_a_dml_only_role(
         )
         first = migrate.handler({}, None)
         second = migrate.handler({}, None)
-        assert first["revision"] == second["revision"] == "0001"
+        assert first["revision"] == second["revision"] == "0002"
         assert first["app_role"] == "users_app_test"
 
         async def as_app_role() -> None:
             conn = await asyncpg.connect(url, user="users_app_test")
             try:
-                await conn.execute("INSERT INTO users (name, email) VALUES ('A', 'a@x.org')")
+                await conn.execute(
+                    "INSERT INTO users (name, email, email_key) VALUES ('A', 'a@x.org', 'a@x.org')"
+                )
                 assert await conn.fetchval("SELECT count(*) FROM users") == 1
                 await conn.execute("UPDATE users SET name = 'B'")
                 await conn.execute("DELETE FROM users")

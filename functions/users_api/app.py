@@ -18,6 +18,7 @@ from users_api.settings import Settings, get_settings
 # Statuses any route may answer with, documented so clients (and schema fuzzers) know them.
 COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
     413: {"model": ErrorDetail, "description": "Request body larger than the limit"},
+    415: {"model": ErrorDetail, "description": "Content-Encoding other than identity"},
     503: {"model": ErrorDetail, "description": "Database unavailable"},
 }
 
@@ -39,6 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
         docs_url=None,  # served by routes.docs, without a CDN
         redoc_url=None,
+        # No trailing-slash redirects: Starlette builds their target from the Host header
+        # and without the stage prefix. `/users/` is a 404 like any unknown path.
+        redirect_slashes=False,
     )
     install_exception_handlers(app)
     app.include_router(users.router, responses=COMMON_RESPONSES)
@@ -48,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         root_path=settings.api_root_path,
+        routes=app.router.routes,
     )
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every response, 413/500 too
     return app

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from users_api import credentials
+from users_api.errors import is_db_unavailable
 from users_api.observability import record_db_connect
 from users_api.settings import Settings, SslMode, get_settings
 
@@ -60,6 +61,29 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
     }
 
 
+def terminate_abandoned_connections(engine: AsyncEngine) -> None:
+    """A connection given up on (timed out, cut, cancelled) is aborted, not closed politely.
+
+    SQLAlchemy invalidates such a connection and then closes it gracefully, waiting up to
+    2 s for the server's goodbye (sqlalchemy.connectors.asyncio, `_terminate_graceful_close`):
+    on a silent network that wait is pure delay, and past a Lambda deadline it is fatal.
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _abandon_unavailable(context: Any) -> None:
+        # A statement timeout leaves the connection open mid-query: no longer usable. (Not
+        # for a pool's pre-ping, where a "disconnect" means trying a new connection within
+        # the same request; its failure discards the connection anyway.)
+        if not context.is_pre_ping and is_db_unavailable(context.original_exception):
+            context.is_disconnect = True
+
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def _terminate(dbapi_connection: Any, connection_record: Any, exception: Any) -> None:
+        terminate = getattr(dbapi_connection.driver_connection, "terminate", None)
+        if terminate is not None:  # asyncpg: abort the socket now
+            terminate()
+
+
 def create_engine(
     settings: Settings, source: credentials.CredentialSource | None = None
 ) -> AsyncEngine:
@@ -77,8 +101,11 @@ def create_engine(
         # Autocommit from the first connection on: even the dialect's one-time setup
         # queries then run without a BEGIN/ROLLBACK pair. Migrations ask for a transaction.
         isolation_level="AUTOCOMMIT",
+        # Errors and echo show statements without their values: those are user data.
+        hide_parameters=True,
         **pool_args,
     )
+    terminate_abandoned_connections(engine)
     password_source = source or credentials.source_for(settings)
 
     @event.listens_for(engine.sync_engine, "do_connect")

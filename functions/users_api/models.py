@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, func
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import FunctionElement
@@ -13,6 +14,15 @@ from sqlalchemy.types import TypeDecorator
 
 NAME_MAX = 100
 EMAIL_MAX = 320
+
+
+def email_key(email: str) -> str:
+    """The form two spellings of one address share: Unicode canonical caseless matching.
+
+    Folded here, in Python, not by the database's lower(): SQLite's lower() folds ASCII
+    only and PostgreSQL's depends on the collation, so the rule would differ by backend.
+    """
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", email).casefold())
 
 
 class utcnow(FunctionElement[datetime]):
@@ -70,9 +80,11 @@ class User(Base):
     )
     name: Mapped[str] = mapped_column(String(NAME_MAX))
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    # email_key(email); unbounded, as folding can lengthen a string (ß -> ss).
+    email_key: Mapped[str] = mapped_column(String())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=utcnow())
 
 
 # Emails are unique case-insensitively; the database enforces it, race-free.
-Index("uq_users_email_lower", func.lower(User.email), unique=True)
+Index("uq_users_email_key", User.email_key, unique=True)

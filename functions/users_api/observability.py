@@ -5,6 +5,7 @@ Locally LOG_FORMAT=text swaps the JSON lines for one readable line per request (
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,10 @@ logger = Logger(
     level=get_settings().log_level,
     logger_formatter=TextFormatter() if get_settings().text_logs else None,
 )
+# Loggers of libraries that would write user data: aiosqlite's DEBUG lines quote every
+# statement's parameters, Mangum's INFO line each request's path (the app writes its own).
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+logging.getLogger("mangum.http").setLevel(logging.WARNING)
 
 
 def in_lambda() -> bool:

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from users_api.models import EMAIL_MAX, NAME_MAX
 
 MAX_ID = 2**63 - 1
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and a lone surrogate (JSON's "\ud800") has no UTF-8
+    # form: reject both here, so every backend answers the same 422 instead of one a 500.
+    if _UNSTORABLE.search(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return value
+
+
+StorableText = AfterValidator(_storable)
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
+    StorableText,
+]
 # EmailStr returns email-validator's normalized form: the domain lower-cased, the local part
-# kept as given (uniqueness ignores its case through the lower(email) index).
-Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
+# kept as given (uniqueness ignores case through models.email_key).
+Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX), StorableText]
 
 
 class UserCreate(BaseModel):

@@ -15,18 +15,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from users_api.errors import EmailTaken
-from users_api.models import User, utcnow
+from users_api.models import User, email_key, utcnow
 
-EMAIL_INDEX = "uq_users_email_lower"
+# How each backend names the violated unique index: PostgreSQL by its name, SQLite by column.
+EMAIL_KEY_VIOLATIONS = ("uq_users_email_key", "users.email_key")
 
 
 def _raise_if_email_taken(exc: IntegrityError) -> None:
-    if EMAIL_INDEX in str(exc.orig):
+    message = str(exc.orig)
+    if any(name in message for name in EMAIL_KEY_VIOLATIONS):
         raise EmailTaken from None
 
 
 async def create_user(session: AsyncSession, *, name: str, email: str) -> User:
-    stmt = insert(User).values(name=name, email=email).returning(User)
+    stmt = insert(User).values(name=name, email=email, email_key=email_key(email)).returning(User)
     try:
         return (await session.scalars(stmt)).one()
     except IntegrityError as exc:
@@ -47,6 +49,8 @@ async def list_users(session: AsyncSession, *, after_id: int, limit: int) -> Seq
 async def update_user(session: AsyncSession, user_id: int, changes: dict[str, Any]) -> User | None:
     if not changes:
         return await get_user(session, user_id)
+    if "email" in changes:
+        changes = {**changes, "email_key": email_key(changes["email"])}
     stmt = (
         update(User)
         .where(User.id == user_id)

@@ -98,7 +98,7 @@ def test_handlers_run_from_the_slimmed_bundle(native_bundle: Path, pg_server: st
         )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["migration"]["revision"] == "0001"
+    assert report["migration"]["revision"] == "0002"
     statuses = [status for status, _ in report["calls"]]
     assert statuses == [200, 201, 200, 200, 200, 200, 200], report["calls"]
     assert report["calls"][3][1]["name"] == "Bundled"

@@ -25,8 +25,11 @@ class _Errors(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info and record.exc_info[1] is not None:
-            self.messages.append(f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}")
+        # The app logs a failure's exception types and frames, never its message.
+        if record.levelno >= logging.ERROR:
+            self.messages.append(
+                f"{getattr(record, 'error', '')}: {getattr(record, 'exception', '')}"
+            )
 
 
 def main() -> None:

@@ -95,7 +95,7 @@ async def record(url: str) -> list[Statement]:
 
 
 def main(server_url: str) -> None:
-    from tests.support.postgres import run, scratch_database
+    from devtools.postgres import run, scratch_database
 
     with scratch_database(server_url, "users_api_record_queries") as url:
         statements = run(record(url))

@@ -8,11 +8,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from users_api import users_repo
 from users_api.auth import AUTH_ERRORS, ReadAccess, WriteAccess
+from users_api.body import JsonRoute
 from users_api.deps import SessionDep, UserId
 from users_api.models import User
 from users_api.schemas import MAX_ID, ErrorDetail, Message, UserCreate, UserOut, UserUpdate
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=JsonRoute)
 
 # The shape APIRouter takes for `responses`.
 Responses = dict[int | str, dict[str, Any]]
