@@ -44,10 +44,10 @@ def test_before_snapshot_warms_up_without_a_database_connection(
             AWS_LAMBDA_FUNCTION_NAME="UsersApiFunction",
         )
         ensure_event_loop()
-        assert db._engine is None
+        assert not db.database().has_engine
         for func, args, kwargs in hooks(snapshot_restore_py._before_snapshot_registry):
             func(*args, **kwargs)
-        assert db._engine is not None
+        assert db.database().has_engine
         assert proxy.connections == 0
 
 
