@@ -902,7 +902,7 @@ def main(argv: list[str] | None = None) -> int:
             with code_copies() as paths:
                 report["trace"] = run_trace(handlers, url, paths["bytecode"])
                 report["cold"] = run_cold(url, paths, cold_runs, args.proxy_in_process)
-                report["imports"] = import_profile(url, paths, 1 if args.quick else 3)
+                report["imports"] = import_profile(direct, paths, 1 if args.quick else 3)
                 if not args.no_matrix:
                     from bench.matrix import run_matrix
 
