@@ -79,6 +79,7 @@ def test_after_restore_resets_tokens_random_state_and_pool(configure: Configure)
             DB_USER="users_app",
         )
         source = db.get_credentials()
+        assert not db.database().has_engine  # credentials alone build no engine
         token = source.token()  # type: ignore[attr-defined]
         assert source._token == token  # type: ignore[attr-defined]
         random.seed(42)

@@ -5,8 +5,9 @@ client loads about a hundred SDK modules and the RDS service model, a few hundre
 cold start, to compute one HMAC chain. Lambda hands the function its credentials in the
 environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN): with those, the
 token is signed by the standard library alone. Without them (a developer's profile, SSO,
-or container credentials, which Lambda uses instead of the variables when SnapStart is on),
-botocore's credential chain supplies them, and only then is botocore imported.
+or container credentials, which Lambda provides instead of the variables when SnapStart is
+on: AWS Lambda Developer Guide, "Activating and managing Lambda SnapStart", section on
+credentials), botocore's credential chain supplies them, and only then is botocore imported.
 
 The output is byte-identical to botocore's (tests/test_rds_token.py checks it against
 botocore over generated inputs). What it mirrors, from botocore's `signers.py`
