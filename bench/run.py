@@ -834,6 +834,18 @@ def evaluate_targets(report: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def matrix_runnable() -> bool:
+    """The production configuration needs pgbouncer (`make bench` installs it)."""
+    from tests.support.pgbouncer import pgbouncer_binary
+
+    try:
+        pgbouncer_binary()
+    except RuntimeError as exc:
+        log(f"production configuration not measured: {exc}")
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--iterations", type=int, help="warm invocations per route per handler")
@@ -903,7 +915,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["trace"] = run_trace(handlers, url, paths["bytecode"])
                 report["cold"] = run_cold(url, paths, cold_runs, args.proxy_in_process)
                 report["imports"] = import_profile(direct, paths, 1 if args.quick else 3)
-                if not args.no_matrix:
+                if not args.no_matrix and matrix_runnable():
                     from bench.matrix import run_matrix
 
                     report["matrix"] = run_matrix(
