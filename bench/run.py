@@ -691,7 +691,9 @@ def format_report(report: dict[str, Any]) -> str:
         )
     w(
         "x (min) = fastest run / the floor's fastest; lazy = modules first imported during the "
-        "first invocation (the project's: " + ", ".join(cold["project"]["lazy_packages"]) + "); "
+        "first invocation (the project's: "
+        + (", ".join(cold["project"]["lazy_packages"]) or "none")
+        + "); "
         "both = import + first invocation, what a cold start adds before the first answer"
     )
     w("")
