@@ -4,6 +4,10 @@ Run by bench.run as `python -m bench.child MODULE OUT_JSON [--route ROUTE] [--no
 with the environment (PYTHONPATH, DATABASE_URL, AWS_LAMBDA_FUNCTION_NAME) already set. Only
 the import and the first invocation are timed; building the event is not. The result goes
 to OUT_JSON because the project's handler writes its logs and metrics to stdout.
+
+`python -m bench.child --warm N OUT_JSON` (bench.matrix) instead imports the floor and the
+project's handler side by side and times N warm invocations of each, interleaved A B A B
+after a warm-up, so both see the same machine at the same moment.
 """
 
 from __future__ import annotations
@@ -13,7 +17,34 @@ import sys
 import time
 
 
+def warm(iterations: int, out_path: str) -> None:
+    from bench.routes import ROUTES
+    from devtools.lambda_runtime import LambdaContext
+
+    handlers = {
+        "floor": __import__("floor_handler").handler,
+        "project": __import__("users_api.handler", fromlist=["handler"]).handler,
+    }
+    route = ROUTES["get_one"]
+    ms: dict[str, list[float]] = {name: [] for name in handlers}
+    statuses: set[int] = set()
+    for i in range(-10, iterations):  # ten warm-up rounds, not kept
+        for name, handler in handlers.items():
+            event, context = route.event(i), LambdaContext()
+            started = time.perf_counter()
+            response = handler(event, context)
+            elapsed = (time.perf_counter() - started) * 1000
+            statuses.add(response["statusCode"])
+            if i >= 0:
+                ms[name].append(elapsed)
+    with open(out_path, "w") as out:
+        json.dump({"ms": ms, "statuses": sorted(statuses)}, out)
+
+
 def main() -> None:
+    if sys.argv[1] == "--warm":
+        warm(int(sys.argv[2]), sys.argv[3])
+        return
     module_name, out_path = sys.argv[1], sys.argv[2]
     route = sys.argv[sys.argv.index("--route") + 1] if "--route" in sys.argv else "get_one"
     started = time.perf_counter()

@@ -1,13 +1,16 @@
 """The floor: the least a Lambda handler can do for each route with asyncpg.
 
-Per invocation it connects (no pool, like the project's NullPool inside Lambda; no TLS and
-no statement cache, like the project's settings), runs the route's one parameterised
+Per invocation it connects (no pool, like the project's NullPool inside Lambda; no
+statement cache, like the project's settings), runs the route's one parameterised
 statement, closes, and answers an API Gateway proxy response with a JSON body. One event
 loop is kept across invocations, as Mangum does. No framework, validation, logging or metrics: the
 project's handler is measured against this, and its import time is the cold-start floor.
 
-The database comes from DATABASE_URL (a `postgresql+asyncpg://` URL is accepted), read at
-import like a Lambda's configuration, or from `configure()`.
+The database comes from the project's own variables, read at import like a Lambda's
+configuration: DATABASE_URL (a `postgresql+asyncpg://` URL is accepted), or `configure()`;
+or, as production runs, DB_HOST/DB_PORT/DB_NAME/DB_USER with DB_AUTH_MODE=iam (an RDS IAM
+token as the password, signed by the project's SDK-free signer and kept 10 minutes, as the
+project keeps it) and DB_SSL=verify-full (the system trust store, host name checked).
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
+import time
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +37,19 @@ UPDATE = (
 )
 
 _dsn = os.environ.get("DATABASE_URL", "").replace("postgresql+asyncpg://", "postgresql://", 1)
+_ssl: ssl.SSLContext | bool = False
+_sign: Callable[[], str] | None = None
+_token: tuple[float, str] | None = None
+if not _dsn and os.environ.get("DB_HOST"):
+    _host, _port = os.environ["DB_HOST"], int(os.environ.get("DB_PORT", "5432"))
+    _user = os.environ.get("DB_USER", "postgres")
+    _dsn = f"postgresql://{_user}@{_host}:{_port}/{os.environ.get('DB_NAME', 'postgres')}"
+    if os.environ.get("DB_SSL") == "verify-full":
+        _ssl = ssl.create_default_context()
+    if os.environ.get("DB_AUTH_MODE") == "iam":
+        from users_api.rds_token import TokenSigner
+
+        _sign = TokenSigner(_host, _port, _user, os.environ.get("AWS_REGION"))
 
 
 # One loop for the life of the process (an execution environment), as Mangum keeps one.
@@ -40,6 +59,15 @@ _LOOP = asyncio.new_event_loop()
 def configure(dsn: str) -> None:
     global _dsn
     _dsn = dsn.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _password() -> str | None:
+    global _token
+    if _sign is None:
+        return None
+    if _token is None or time.monotonic() - _token[0] > 600:
+        _token = (time.monotonic(), _sign())
+    return _token[1]
 
 
 def _row(record: asyncpg.Record) -> dict[str, Any]:
@@ -58,7 +86,12 @@ def _response(status: int, body: Any) -> dict[str, Any]:
 async def _handle(method: str, path: str, query: dict[str, str], body: str | None) -> Any:
     parts = path.strip("/").split("/")
     conn = await asyncpg.connect(
-        _dsn, statement_cache_size=0, ssl=False, timeout=5, command_timeout=10
+        _dsn,
+        password=_password(),
+        statement_cache_size=0,
+        ssl=_ssl,
+        timeout=5,
+        command_timeout=10,
     )
     try:
         if method == "GET" and len(parts) == 2:

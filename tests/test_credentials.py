@@ -17,7 +17,8 @@ from sqlalchemy.engine import make_url
 from devtools.pgbouncer import Pgbouncer, pgbouncer
 from devtools.postgres import free_port, run
 from tests.support.serving import ROOT, Configure, lambda_client
-from users_api.credentials import IAM_TOKEN_MAX_AGE_S, IamTokenSource
+from users_api.credentials import IAM_TOKEN_MAX_AGE_S, IamTokenSource, source_for
+from users_api.settings import Settings
 
 Logs = Callable[[], list[dict[str, object]]]
 
@@ -152,34 +153,38 @@ class Clock:
         return self.now
 
 
-def test_iam_tokens_are_for_the_proxy_user_reused_and_renewed(aws: Counter[str]) -> None:
+def test_iam_tokens_are_reused_and_renewed_before_they_expire() -> None:
     clock = Clock()
-    source = IamTokenSource("proxy.example.internal", 5432, "users_app", "eu-west-1", clock=clock)
-    token = source.token()
+    signed: list[str] = []
+
+    def sign() -> str:
+        signed.append(f"token-{len(signed)}")
+        return signed[-1]
+
+    source = IamTokenSource(sign, clock=clock)
+    assert source.token() == "token-0"
+    clock.now += IAM_TOKEN_MAX_AGE_S - 1
+    assert source.token() == "token-0"
+    clock.now += 2  # past the refresh age, well before the 15-minute expiry
+    assert source.token() == "token-1"
+    source.reset()  # after a SnapStart restore
+    assert source.token() == "token-2"
+
+
+def test_iam_mode_signs_for_the_proxy_user_without_calling_aws(aws: Counter[str]) -> None:
+    source = source_for(
+        Settings(
+            db_auth_mode="iam",
+            db_host="proxy.example.internal",
+            db_user="users_app",
+            aws_region="eu-west-1",
+        )
+    )
+    token = source.token()  # type: ignore[attr-defined]
     assert token.startswith("proxy.example.internal:5432/?Action=connect&DBUser=users_app&")
     assert "eu-west-1%2Frds-db%2Faws4_request" in token
     assert "X-Amz-Expires=900" in token
-
-    clock.now += IAM_TOKEN_MAX_AGE_S - 1
-    assert source.token() == token
-    assert aws["GenerateDBAuthToken"] + aws["generate_db_auth_token"] == 0  # signed locally
-
-    calls = []
-    original = source._client.generate_db_auth_token  # type: ignore[union-attr]
-    source._client.generate_db_auth_token = lambda **kw: calls.append(kw) or original(**kw)  # type: ignore[union-attr]
-    clock.now += 2  # past the refresh age, well before the 15-minute expiry
-    source.token()
-    assert calls == [
-        {
-            "DBHostname": "proxy.example.internal",
-            "Port": 5432,
-            "DBUsername": "users_app",
-            "Region": "eu-west-1",
-        }
-    ]
-    source.reset()
-    source.token()
-    assert len(calls) == 2
+    assert sum(aws.values()) == 0  # signed locally, no AWS API called
 
 
 def test_iam_mode_connects_with_a_token_and_never_logs_it(

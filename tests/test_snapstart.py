@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 import snapshot_restore_py
@@ -11,6 +12,8 @@ from sqlalchemy.engine import make_url
 
 from devtools.tcp_proxy import TcpProxy
 from tests.support.serving import Configure, ensure_event_loop
+
+Logs = Callable[[], list[dict[str, object]]]
 
 
 def hooks(registry: list) -> list:  # type: ignore[type-arg]
@@ -31,10 +34,12 @@ def test_the_handler_registers_both_hooks() -> None:
 
 
 @pytest.mark.postgres
-def test_before_snapshot_warms_up_without_a_database_connection(
-    pg_url: str, configure: Configure
+def test_the_warm_up_builds_the_engine_but_opens_no_connection_and_logs_nothing(
+    pg_url: str, configure: Configure, json_logs: Logs
 ) -> None:
-    from users_api import db
+    from users_api import db, snapstart
+    from users_api.handler import adapter
+    from users_api.observability import metrics
 
     target = make_url(pg_url)
     with TcpProxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
@@ -44,11 +49,23 @@ def test_before_snapshot_warms_up_without_a_database_connection(
             AWS_LAMBDA_FUNCTION_NAME="UsersApiFunction",
         )
         ensure_event_loop()
-        assert db._engine is None
+        assert not db.database().has_engine
+        statuses = []
+        real_adapter = adapter
+
+        def recording(event: dict, context: object) -> dict:  # type: ignore[type-arg]
+            statuses.append(real_adapter(event, context)["statusCode"])
+            return {"statusCode": statuses[-1]}
+
+        snapstart.warm_up(recording)
         for func, args, kwargs in hooks(snapshot_restore_py._before_snapshot_registry):
             func(*args, **kwargs)
-        assert db._engine is not None
+        assert db.database().has_engine
         assert proxy.connections == 0
+    # the users router answered (validation, before any statement)
+    assert statuses == [snapstart.WARM_UP_STATUS]
+    assert json_logs() == []  # not traffic: no access-log line ...
+    assert metrics().metric_set == {}  # ... and no metric left for the next flush
 
 
 def test_after_restore_resets_tokens_random_state_and_pool(configure: Configure) -> None:
@@ -62,6 +79,7 @@ def test_after_restore_resets_tokens_random_state_and_pool(configure: Configure)
             DB_USER="users_app",
         )
         source = db.get_credentials()
+        assert not db.database().has_engine  # credentials alone build no engine
         token = source.token()  # type: ignore[attr-defined]
         assert source._token == token  # type: ignore[attr-defined]
         random.seed(42)

@@ -2,8 +2,9 @@
 
 `password`: a plain value (local use). `secret`: a Secrets Manager secret, read once per cold
 start and re-read once when the database rejects it (rotation). `iam`: an RDS IAM auth token,
-signed locally, cached and replaced before its 15-minute lifetime ends.
-boto3 is imported only by the modes that need it: it costs a quarter of a second at import.
+signed locally (users_api.rds_token: no AWS SDK when Lambda's credentials are in the
+environment), cached and replaced before its 15-minute lifetime ends. boto3 is imported only
+by the secret mode: it costs a quarter of a second at import.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from users_api.rds_token import TokenSigner
 from users_api.settings import AuthMode, Settings
 
 Clock = Callable[[], float]
@@ -100,17 +102,8 @@ class SecretSource:
 
 
 class IamTokenSource:
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        user: str,
-        region: str | None,
-        client: Any = None,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self._host, self._port, self._user, self._region = host, port, user, region
-        self._client = client
+    def __init__(self, sign: Callable[[], str], clock: Clock = time.monotonic) -> None:
+        self._sign = sign
         self._clock = clock
         self._token: str | None = None
         self._issued_at = 0.0
@@ -118,13 +111,7 @@ class IamTokenSource:
     def token(self) -> str:
         now = self._clock()
         if self._token is None or now - self._issued_at >= IAM_TOKEN_MAX_AGE_S:
-            if self._client is None:
-                import boto3
-
-                self._client = boto3.client("rds", region_name=self._region)
-            self._token = self._client.generate_db_auth_token(
-                DBHostname=self._host, Port=self._port, DBUsername=self._user, Region=self._region
-            )
+            self._token = self._sign()
             self._issued_at = now
         return self._token
 
@@ -142,8 +129,9 @@ def source_for(settings: Settings) -> CredentialSource:
         return SecretSource(settings.db_secret_arn, settings.aws_region)
     if settings.db_auth_mode is AuthMode.IAM:
         assert settings.db_host is not None
-        return IamTokenSource(
+        signer = TokenSigner(
             settings.db_host, settings.db_port, settings.db_user, settings.aws_region
         )
+        return IamTokenSource(signer)
     password = settings.db_password.get_secret_value() if settings.db_password else None
     return PasswordSource(password)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import AsyncIterator
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,6 @@ from users_api import credentials
 from users_api.errors import is_db_unavailable
 from users_api.observability import record_db_connect
 from users_api.settings import Settings, SslMode, get_settings
-
-_engine: AsyncEngine | None = None
-_sessionmaker: async_sessionmaker[AsyncSession] | None = None
-_credentials: credentials.CredentialSource | None = None
 
 
 def _ssl_context(mode: SslMode, root_cert: Path | None = None) -> ssl.SSLContext | bool:
@@ -121,39 +118,50 @@ def create_engine(
     return engine
 
 
+class Database:
+    """What one process keeps: its credentials (built at once, cheap) and the engine and
+    session factory built from them on first use (nothing connects until a request)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.credentials = credentials.source_for(settings)
+
+    @cached_property
+    def engine(self) -> AsyncEngine:
+        return create_engine(self.settings, self.credentials)
+
+    @cached_property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        return async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def has_engine(self) -> bool:
+        return "engine" in vars(self)
+
+
+@cache
+def database() -> Database:
+    """The process's one Database, from the current settings; dispose_engine() forgets it."""
+    return Database(get_settings())
+
+
 def get_engine() -> AsyncEngine:
-    global _engine, _credentials
-    if _engine is None:
-        settings = get_settings()
-        _credentials = credentials.source_for(settings)
-        _engine = create_engine(settings, _credentials)
-    return _engine
+    return database().engine
 
 
 def get_credentials() -> credentials.CredentialSource:
-    get_engine()
-    assert _credentials is not None
-    return _credentials
-
-
-def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
-    global _sessionmaker
-    if _sessionmaker is None:
-        _sessionmaker = async_sessionmaker(get_engine(), expire_on_commit=False)
-    return _sessionmaker
+    return database().credentials
 
 
 async def session_scope() -> AsyncIterator[AsyncSession]:
     """FastAPI dependency: one session per request, closed when the response is sent."""
-    async with get_sessionmaker()() as session:
+    async with database().sessionmaker() as session:
         yield session
 
 
 async def dispose_engine() -> None:
-    """Close pooled connections and forget the engine (tests, SnapStart restore)."""
-    global _engine, _sessionmaker, _credentials
-    if _engine is not None:
-        await _engine.dispose()
-    _engine = None
-    _sessionmaker = None
-    _credentials = None
+    """Close pooled connections and forget engine and credentials (tests, settings changes):
+    the next use builds them again from the current settings."""
+    if database.cache_info().currsize and database().has_engine:
+        await database().engine.dispose()
+    database.cache_clear()

@@ -1,8 +1,9 @@
 """The Lambda entry point: `users_api.handler.handler`.
 
-Everything here runs once per cold start (or once before a SnapStart snapshot). The engine
-is not connected until the first request needs it, and Mangum reuses one event loop across
-invocations, so nothing may call asyncio.run (it would close that loop).
+Everything here runs once per cold start (or once before a SnapStart snapshot), including
+the warm-up of users_api.snapstart: the engine is built, but not connected until the first
+request needs it. Mangum reuses one event loop across invocations, so nothing may call
+asyncio.run (it would close that loop).
 """
 
 from __future__ import annotations
@@ -41,4 +42,5 @@ def instrument(adapter: Mangum) -> LambdaHandler:
 
 adapter = build_adapter(get_settings(), app)
 handler = instrument(adapter)
+snapstart.warm_up(adapter)
 snapstart.register(adapter)

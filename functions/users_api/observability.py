@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import logging
 from functools import cache
-from typing import TYPE_CHECKING
 
+# One import: the package's __init__ loads its metrics module along with the Logger anyway.
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from users_api.log_format import TextFormatter
 from users_api.settings import get_settings
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.metrics import Metrics
 
 logger = Logger(
     service=get_settings().powertools_service_name,
@@ -34,9 +32,6 @@ def in_lambda() -> bool:
 
 @cache
 def metrics() -> Metrics:
-    # Imported on first use: a local server never pays for it.
-    from aws_lambda_powertools.metrics import Metrics
-
     settings = get_settings()
     return Metrics(
         namespace=settings.powertools_metrics_namespace,
@@ -47,15 +42,11 @@ def metrics() -> Metrics:
 def record_db_connect(elapsed_ms: float) -> None:
     logger.debug("db connect", extra={"db_connect_ms": round(elapsed_ms, 2)})
     if in_lambda():
-        from aws_lambda_powertools.metrics import MetricUnit
-
         metrics().add_metric("DbConnectTime", MetricUnit.Milliseconds, elapsed_ms)
 
 
 def record_request(route: str, status: int, elapsed_ms: float) -> None:
     if in_lambda():
-        from aws_lambda_powertools.metrics import MetricUnit
-
         # One request per invocation: the route becomes this flush's dimension.
         m = metrics()
         m.add_dimension("route", route)
