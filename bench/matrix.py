@@ -117,8 +117,8 @@ def configurations(pg_url: str) -> Iterator[dict[str, tuple[dict[str, str], Any]
     from sqlalchemy.engine import make_url
 
     from bench.proxy_process import ProxyProcess
-    from tests.support.pgbouncer import pgbouncer
-    from tests.support.tls import make_certificates
+    from devtools.pgbouncer import pgbouncer
+    from devtools.tls import make_certificates
 
     target = make_url(pg_url)
     host, port, database = target.host or "127.0.0.1", target.port or 5432, target.database
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(FAKE_AWS_CREDENTIALS)
 
     from bench.run import code_copies, prepare_database
-    from tests.support.postgres import postgres_server, scratch_database
+    from devtools.postgres import postgres_server, scratch_database
 
     started = time.monotonic()
     with (

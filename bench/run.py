@@ -835,7 +835,7 @@ def evaluate_targets(report: dict[str, Any]) -> list[dict[str, str]]:
 
 def matrix_runnable() -> bool:
     """The production configuration needs pgbouncer (`make bench` installs it)."""
-    from tests.support.pgbouncer import pgbouncer_binary
+    from devtools.pgbouncer import pgbouncer_binary
 
     try:
         pgbouncer_binary()

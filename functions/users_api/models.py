@@ -6,7 +6,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import FunctionElement
@@ -80,11 +80,16 @@ class User(Base):
     )
     name: Mapped[str] = mapped_column(String(NAME_MAX))
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
-    # email_key(email); unbounded, as folding can lengthen a string (ß -> ss).
-    email_key: Mapped[str] = mapped_column(String())
+    # email_key(email); unbounded, as folding can lengthen a string (ß -> ss). The app always
+    # sets it; the schema allows NULL only for rows the previous release writes while a
+    # deploy is under way (migration 0002 is the expand step of expand/contract).
+    email_key: Mapped[str] = mapped_column(String(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=utcnow())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=utcnow())
 
 
 # Emails are unique case-insensitively; the database enforces it, race-free.
 Index("uq_users_email_key", User.email_key, unique=True)
+# The previous release's rule, kept until the contract step: it guards the rows that release
+# writes without a key during a deploy. Whatever it refuses, the key's rule refuses too.
+Index("uq_users_email_lower", func.lower(User.email), unique=True)

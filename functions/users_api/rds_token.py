@@ -113,6 +113,8 @@ def _botocore_chain() -> tuple[CredentialsProvider, str | None]:
     def frozen() -> AwsCredentials:
         # Refreshable credentials (SSO, container) renew themselves here when near expiry.
         current = found.get_frozen_credentials()
+        if current.access_key is None or current.secret_key is None:
+            raise RuntimeError("the AWS credentials found have no access key or secret key")
         return AwsCredentials(current.access_key, current.secret_key, current.token)
 
     return frozen, session.get_config_variable("region")

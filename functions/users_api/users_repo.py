@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from users_api.errors import EmailTaken
 from users_api.models import User, email_key, utcnow
 
-# How each backend names the violated unique index: PostgreSQL by its name, SQLite by column.
-EMAIL_KEY_VIOLATIONS = ("uq_users_email_key", "users.email_key")
+# How each backend names a violated email index: PostgreSQL by its name, SQLite by column
+# (or by name for the expression index uq_users_email_lower, see models).
+EMAIL_KEY_VIOLATIONS = ("uq_users_email_key", "users.email_key", "uq_users_email_lower")
 
 
 def _raise_if_email_taken(exc: IntegrityError) -> None:

@@ -11,10 +11,10 @@ the current code sends.
 
 Record the head revision's file after changing the data access or adding a migration:
 
-    PYTHONPATH=functions:. .venv/bin/python -m tests.support.release_queries RESULTS_URL
+    PYTHONPATH=functions:. .venv/bin/python -m tests.support.release_queries SERVER_URL
 
-(RESULTS_URL: a PostgreSQL server's asyncpg URL; a scratch database is made on it.) Never
-re-record an older revision's file: it is the release that was deployed.
+(SERVER_URL: a PostgreSQL server, postgresql://USER@HOST:PORT/DB; a scratch database is
+made on it.) Never re-record an older revision's file: it is the release that was deployed.
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ users = sa.table(
 
 
 def upgrade() -> None:
-    # Dropped first, outside the batch: SQLite's batch copy cannot reflect expression indexes.
-    op.drop_index("uq_users_email_lower", table_name="users")
+    # Expand only (docs/deploy.md): the release still running during the deploy inserts
+    # users without email_key, so the column stays nullable and the old lower(email) index
+    # stays to guard its rows. Every row this release writes carries the key; the contract
+    # step (key NOT NULL, old index dropped) belongs to the next release's migration.
     op.add_column("users", sa.Column("email_key", sa.String(), nullable=True))
     connection = op.get_bind()
     rows = connection.execute(sa.select(users.c.id, users.c.email)).all()
@@ -34,13 +36,10 @@ def upgrade() -> None:
         )
     # Two rows that only the new rule sees as one address (possible on SQLite, whose lower()
     # folded ASCII only) make the unique index fail here: resolve them, then migrate again.
-    with op.batch_alter_table("users") as batch:
-        batch.alter_column("email_key", existing_type=sa.String(), nullable=False)
-        batch.create_index("uq_users_email_key", ["email_key"], unique=True)
+    op.create_index("uq_users_email_key", "users", ["email_key"], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index("uq_users_email_key", table_name="users")
     with op.batch_alter_table("users") as batch:
-        batch.drop_index("uq_users_email_key")
         batch.drop_column("email_key")
-    op.create_index("uq_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
