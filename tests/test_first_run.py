@@ -21,6 +21,7 @@ import pytest
 
 from devtools.postgres import free_port
 from tests.infra.pins import read_pins
+from tests.support.release_queries import head_revision
 from users_api.log_format import TextFormatter
 from users_api.settings import Settings
 
@@ -155,12 +156,13 @@ def test_the_plain_alembic_command_finds_models_and_migrations_in_step(
             text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-    assert "0001 (head)" in result.stdout
+    assert f"{head_revision()} (head)" in result.stdout
 
 
 def test_make_migration_autogenerates_against_a_scratch_database() -> None:
     versions = ROOT / "functions" / "users_api" / "migrations" / "versions"
     before = set(versions.iterdir())
+    head = head_revision()
     refused = subprocess.run([*MAKE, "migration"], cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode != 0
     assert 'MSG="' in refused.stderr
@@ -175,9 +177,9 @@ def test_make_migration_autogenerates_against_a_scratch_database() -> None:
     try:
         assert result.returncode == 0, result.stdout + result.stderr
         (revision,) = created
-        assert revision.name == "0002_nothing_changed.py"
+        assert revision.name == f"{int(head) + 1:04d}_nothing_changed.py"
         text = revision.read_text()
-        assert "down_revision: str | None = '0001'" in text
+        assert f"down_revision: str | None = '{head}'" in text
         # The models match the migrations: nothing to upgrade.
         assert re.search(r"def upgrade\(\) -> None:\n\s+# ### commands auto generated", text)
         assert "op." not in text.split("def upgrade")[1]

@@ -59,6 +59,15 @@ class LambdaTransport(httpx.BaseTransport):
         self.build_event = build_event
         self.events: list[dict[str, Any]] = []
 
+    @property
+    def timeout_s(self) -> float:
+        """The invocation's whole budget (the context's remaining time at its start)."""
+        return self.runner.timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, seconds: float) -> None:
+        self.runner.timeout_s = seconds
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         event, result = self.runner.request(
             request.method,
