@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 
 from infra.nag import MIN_REASON_LENGTH
 from tests.infra.conftest import ROOT, Synth, cdk_context, synthesize
+from tests.support.processes import run_module
 
 PIPELINE_ACCOUNT = "111111111111"
 PROD_ACCOUNT = "222222222222"  # another account: the cross-account path is the one tested
@@ -495,15 +494,7 @@ def test_the_cdk_app_stops_with_the_message_before_synthesis(tmp_path: Path) -> 
             "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
         }
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module("infra.app", env=env)
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("infra.app: -c pipeline=true needs these context values: ")

@@ -6,8 +6,6 @@ service model)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from moto import mock_aws
 
 from infra.config import DEV, PROD
 from infra.preflight import Concurrency, PreflightError, check_concurrency, run
+from tests.support.processes import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -108,15 +107,7 @@ def test_without_credentials_it_fails_in_seconds_before_any_synthesis(tmp_path: 
         }
     )
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.preflight", "--stage", "prod"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module("infra.preflight", "--stage", "prod", cwd=tmp_path, env=env)
     elapsed = time.monotonic() - started
     print(f"\n[infra] preflight without credentials: exit {result.returncode} in {elapsed:.1f} s")
     assert result.returncode == 1
