@@ -15,6 +15,7 @@ import pytest
 
 from infra.nag import MIN_REASON_LENGTH
 from tests.infra.conftest import ROOT, Synth, cdk_context, synthesize
+from tests.infra.nag_metadata import acknowledgments
 from tests.support.processes import run_module
 
 PIPELINE_ACCOUNT = "111111111111"
@@ -33,7 +34,6 @@ PIPELINE_CONTEXT = {
     "pipeline_region": REGION,
     "prod_account": PROD_ACCOUNT,
 }
-ACK_KEY = "aws:cdk:acknowledged-rules"
 STAGE_ACCOUNTS = {"dev": PIPELINE_ACCOUNT, "prod": PROD_ACCOUNT}
 
 
@@ -299,20 +299,6 @@ def test_synthesis_looked_nothing_up(pipeline: PipelineSynth) -> None:
 
 
 # -- cdk-nag -------------------------------------------------------------------------------
-
-
-def acknowledgments(metadata: dict[str, list[dict[str, Any]]], prefix: str) -> dict:
-    """(construct path below `prefix`, AwsSolutions rule id) -> reason."""
-    found = {}
-    for path, entries in metadata.items():
-        for entry in entries:
-            if entry["type"] != ACK_KEY:
-                continue
-            for rule_id, reason in entry["data"].items():
-                rule = rule_id.split("::", 1)[-1]
-                if rule.startswith("AwsSolutions-"):
-                    found[(path.removeprefix(prefix), rule)] = reason
-    return found
 
 
 def _iam5(*findings: str) -> set[str]:

@@ -22,14 +22,19 @@ ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 
 
-def lambda_with_limits(limit: int, unreserved: int) -> object:
+def stubbed_lambda() -> tuple[object, Stubber]:
+    """A Lambda client that answers only what its stubber is told to."""
     client = boto3.client(
         "lambda",
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    stubber = Stubber(client)
+    return client, Stubber(client)
+
+
+def lambda_with_limits(limit: int, unreserved: int) -> object:
+    client, stubber = stubbed_lambda()
     stubber.add_response(
         "get_account_settings",
         {
@@ -68,13 +73,7 @@ def test_a_fresh_accounts_quota_stops_the_deploy_with_what_to_ask_for(sts: objec
 
 
 def test_credentials_without_lambda_read_access_only_skip_the_quota_check(sts: object) -> None:
-    client = boto3.client(
-        "lambda",
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    stubber = Stubber(client)
+    client, stubber = stubbed_lambda()
     stubber.add_client_error("get_account_settings", "AccessDeniedException", http_status_code=403)
     stubber.activate()
     lines = run("prod", sts, client)

@@ -18,6 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 S = TypeVar("S", bound=BaseServer)
 
 
+def function_env(**variables: str) -> dict[str, str]:
+    """A bare environment as inside Lambda: the system PATH, the function's code (and the
+    repository) importable, the function's name (so the engine uses NullPool), `variables`."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
+        "AWS_LAMBDA_FUNCTION_NAME": "UsersApiFunction",
+        **variables,
+    }
+
+
 def run(
     command: Sequence[str | Path],
     *,
