@@ -38,6 +38,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import StageSettings
+from infra.constructs.log_group import stage_log_group
 from infra.nag import acknowledge
 
 USERS_PATHS = ("/users", "/users/{id}")
@@ -111,12 +112,7 @@ class HttpApi(Construct):
         )
         self.routes: dict[str, apigwv2.HttpRoute] = {}
         self._add_users_routes(settings, authorizer)
-        self.access_log_group = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
+        self.access_log_group = stage_log_group(self, "AccessLogs", settings)
         self.stage = self._default_stage(settings)
         acknowledge(
             self.api.node.find_child("DefaultRoute").node.default_child,
