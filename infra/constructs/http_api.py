@@ -167,22 +167,17 @@ class HttpApi(Construct):
         )
         # Per-route throttles (the L2 stage only sets the default route's): a route key in
         # RouteSettings must name an existing route, so the stage waits for the routes.
-        read_throttle = {
-            "ThrottlingRateLimit": settings.throttle_read_rate_limit,
-            "ThrottlingBurstLimit": settings.throttle_read_burst_limit,
-        }
-        write_throttle = {
-            "ThrottlingRateLimit": settings.throttle_write_rate_limit,
-            "ThrottlingBurstLimit": settings.throttle_write_burst_limit,
-        }
+        read = _route_throttle(
+            settings.throttle_read_rate_limit, settings.throttle_read_burst_limit
+        )
+        write = _route_throttle(
+            settings.throttle_write_rate_limit, settings.throttle_write_burst_limit
+        )
         cfn_stage = stage.node.default_child
         assert isinstance(cfn_stage, apigwv2.CfnStage)
         cfn_stage.add_property_override(
             "RouteSettings",
-            {
-                key: read_throttle if key.split(" ")[0] in READ_KEYS else write_throttle
-                for key in self.routes
-            },
+            {key: read if key.split(" ")[0] in READ_KEYS else write for key in self.routes},
         )
         for route in self.routes.values():
             stage.node.add_dependency(route)
@@ -191,6 +186,11 @@ class HttpApi(Construct):
     @property
     def url(self) -> str:
         return self.api.api_endpoint
+
+
+def _route_throttle(rate_limit: int, burst_limit: int) -> dict[str, int]:
+    """One route's throttle in a stage's RouteSettings."""
+    return {"ThrottlingRateLimit": rate_limit, "ThrottlingBurstLimit": burst_limit}
 
 
 def _cors(settings: StageSettings) -> apigwv2.CorsPreflightOptions | None:
