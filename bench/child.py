@@ -13,8 +13,43 @@ after a warm-up, so both see the same machine at the same moment.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spawn(
+    python: Sequence[str],
+    before: Sequence[str],
+    after: Sequence[str],
+    env: dict[str, str],
+    timeout: float,
+) -> tuple[dict[str, Any], str]:
+    """`PYTHON -m bench.child BEFORE... OUT_JSON AFTER...`: its JSON result and its stderr."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        out_path = Path(out.name)
+    try:
+        proc = subprocess.run(
+            [*python, "-m", "bench.child", *before, str(out_path), *after],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"child {' '.join(before)} failed: {proc.stderr[-3000:]}")
+        return json.loads(out_path.read_text()), proc.stderr
+    finally:
+        out_path.unlink(missing_ok=True)
 
 
 def warm(iterations: int, out_path: str) -> None:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.child import spawn
 from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,24 +171,11 @@ def _child(
         PYTHONDONTWRITEBYTECODE="1",
         AWS_LAMBDA_FUNCTION_NAME=FUNCTION_NAME,
     )
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
-        out_path = Path(out.name)
     try:
-        proc = subprocess.run(
-            [*serving.python, "-m", "bench.child", *before, str(out_path), *after],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"child {serving.name} {before} failed: {proc.stderr[-3000:]}")
-        return json.loads(out_path.read_text())
-    finally:
-        out_path.unlink(missing_ok=True)
+        result, _ = spawn(serving.python, before, after, env, timeout=300)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{serving.name}: {exc}") from None
+    return result
 
 
 def _spread(values: list[float]) -> dict[str, float]:

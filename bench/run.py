@@ -31,11 +31,12 @@ import tempfile
 import time
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.child import spawn
 from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,24 +277,13 @@ def run_child(
     python_args: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], str]:
     """Import `module` in a fresh interpreter (and invoke it once); returns its JSON, stderr."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
-        out_path = Path(out.name)
-    try:
-        proc = subprocess.run(
-            [sys.executable, *python_args, "-m", "bench.child", module, str(out_path), *extra],
-            env=_child_env(code_path, database_url),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"child {module} failed: {proc.stderr[-3000:]}")
-        return json.loads(out_path.read_text()), proc.stderr
-    finally:
-        out_path.unlink(missing_ok=True)
+    return spawn(
+        [sys.executable, *python_args],
+        [module],
+        extra,
+        _child_env(code_path, database_url),
+        timeout=180,
+    )
 
 
 def _statement_trips(trips: list[Any]) -> list[str]:
@@ -359,7 +349,7 @@ def _requirement_names() -> list[str]:
     names = []
     for line in REQUIREMENTS.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line:
+        if line and not line.startswith("-"):  # not a `--hash=` continuation
             names.append(line.split("==")[0].split("[")[0].strip())
     return names
 
@@ -620,34 +610,36 @@ def mib(n: int) -> float:
     return n / 2**20
 
 
-def format_report(report: dict[str, Any]) -> str:
-    out: list[str] = []
-    w = out.append
+def _report_header(report: dict[str, Any]) -> Iterator[str]:
+    """What ran where, and how to read the tables."""
     meta = report["meta"]
-    w(
+    yield (
         f"users API benchmark  {meta['date']}  Python {meta['python']}  {meta['machine']}  "
         f"{meta['cpus']} CPUs  PostgreSQL via {meta['database']}"
     )
-    w(
+    yield (
         f"warm: {meta['iterations']} invocations per route per handler, interleaved A B A B "
         f"after {meta['warmup']} warm-up each; proxy ({meta['proxy']}) delays each chunk "
         f"{PROXY_DELAY_S * 1000:.1f} ms one way; RT = round trips per invocation (counted by "
         "the proxy), conn = connections"
     )
-    w("")
-    w("WARM INVOCATIONS (ms per invocation; ratio = project / floor, same run)")
+
+
+def _warm_section(report: dict[str, Any]) -> Iterator[str]:
+    """Warm invocations, floor against project, and what the proxy adds."""
+    yield "WARM INVOCATIONS (ms per invocation; ratio = project / floor, same run)"
     header = (
         f"{'mode':6} {'route':20} {'floor p50':>9} {'p99':>7} {'project p50':>11} {'p99':>7} "
         f"{'x p50':>6} {'x p99':>6} {'RT floor':>8} {'RT proj':>7} {'conn':>4} {'err':>3}"
     )
-    w(header)
-    w("-" * len(header))
+    yield header
+    yield "-" * len(header)
     for row in report["warm"]:
         f, p = row["floor"], row["project"]
         rt_f = f["round_trips"] if row["mode"] == "proxy" else "-"
         rt_p = p["round_trips"] if row["mode"] == "proxy" else "-"
         conn = p["connections"] if row["mode"] == "proxy" else "-"
-        w(
+        yield (
             f"{row['mode']:6} {row['route']:20} {f['p50_ms']:9.2f} {f['p99_ms']:7.2f} "
             f"{p['p50_ms']:11.2f} {p['p99_ms']:7.2f} {row['ratio_p50']:5.2f}x "
             f"{row['ratio_p99']:5.2f}x {rt_f:>8} {rt_p:>7} {conn:>4} "
@@ -661,14 +653,17 @@ def format_report(report: dict[str, Any]) -> str:
         if row["mode"] == "proxy" and row["route"] in direct
     ]
     if per_trip:
-        w(
+        yield (
             f"the proxy adds {statistics.median(per_trip):.2f} ms per round trip to the floor's "
             f"p50 (median over routes; asked for {2 * PROXY_DELAY_S * 1000:.1f} ms of delay)"
         )
-    w("")
+
+
+def _cold_section(report: dict[str, Any]) -> Iterator[str]:
+    """Cold starts per variant."""
     cold = report["cold"]
     runs = next(iter(cold.values()))["runs"]
-    w(
+    yield (
         f"COLD START (fresh interpreters, median of {runs}; first invocation = GET /users/{{id}} "
         "through the delaying proxy)"
     )
@@ -676,92 +671,114 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'variant':34} {'import ms':>9} {'x floor':>7} {'min ms':>7} {'x (min)':>7} "
         f"{'1st inv ms':>10} {'1st RT':>6} {'conn':>4} {'lazy':>4} {'both ms':>7} {'x floor':>7}"
     )
-    w(header)
-    w("-" * len(header))
+    yield header
+    yield "-" * len(header)
     for row in cold.values():
-        w(
+        yield (
             f"{row['label']:34} {row['import_ms_median']:9.1f} {row['import_ratio']:6.2f}x "
             f"{row['import_ms_min']:7.1f} {row['import_ratio_min']:6.2f}x "
             f"{row['first_invocation_ms_median']:10.1f} {row['first_round_trips']:>6} "
             f"{row['first_connections']:>4} {row['lazy_modules']:>4} "
             f"{row['total_ms_median']:7.1f} {row['total_ratio']:6.2f}x"
         )
-    w(
+    yield (
         "x (min) = fastest run / the floor's fastest; lazy = modules first imported during the "
         "first invocation (the project's: "
         + (", ".join(cold["project"]["lazy_packages"]) or "none")
         + "); "
         "both = import + first invocation, what a cold start adds before the first answer"
     )
-    w("")
+
+
+def _trace_section(report: dict[str, Any]) -> Iterator[str]:
+    """Round trips statement by statement, and those beyond the floor."""
     trace = report["trace"]
-    w("ROUND TRIPS, statement by statement (protocol-decoding proxy)")
+    yield "ROUND TRIPS, statement by statement (protocol-decoding proxy)"
     for title, trips in (
         ("first invocation, floor", trace["first"]["floor"]),
         ("first invocation, project", trace["first"]["project"]),
         ("warm GET /users/{id}, project", trace["warm"]["GET /users/{id}"]["project"]),
     ):
-        w(f"  {title}: {len(trips)} round trips")
+        yield f"  {title}: {len(trips)} round trips"
         for i, trip in enumerate(trips, 1):
-            w(f"    {i:2}. {_one_line(trip)}")
-    w(f"  beyond the floor, first invocation: {len(trace['first']['extra'])}")
+            yield f"    {i:2}. {_one_line(trip)}"
+    yield f"  beyond the floor, first invocation: {len(trace['first']['extra'])}"
     for trip in trace["first"]["extra"]:
-        w(f"    + {_one_line(trip)}")
+        yield f"    + {_one_line(trip)}"
     for label, per_route in trace["warm"].items():
         extra = per_route["extra"]
-        w(
+        yield (
             f"  beyond the floor, warm {label}: {len(extra)} "
             f"(floor {len(per_route['floor'])}, project {len(per_route['project'])})"
         )
         for trip in extra:
-            w(f"    + {_one_line(trip)}")
-    w("")
+            yield f"    + {_one_line(trip)}"
+
+
+def _imports_section(report: dict[str, Any]) -> Iterator[str]:
+    """Where the handler's import time goes."""
     imports = report["imports"]
-    w(
+    yield (
         f"IMPORT PROFILE of users_api.handler (-X importtime, bytecode, per-module medians of "
         f"{imports['runs']} run{'s' if imports['runs'] > 1 else ''}): "
         f"{imports['total_ms']:.0f} ms, {imports['modules_loaded']} modules"
     )
-    w("  top 15 by cumulative time:")
+    yield "  top 15 by cumulative time:"
     for item in imports["top_cumulative"]:
         indent = "  " * min(item["depth"], 6)
-        w(f"    {item['cumulative_ms']:8.1f} ms  {indent}{item['module']}")
-    w("  self time by top-level package:")
+        yield f"    {item['cumulative_ms']:8.1f} ms  {indent}{item['module']}"
+    yield "  self time by top-level package:"
     for item in imports["self_by_package"]:
-        w(f"    {item['self_ms']:8.1f} ms  {item['share']:5.1%}  {item['package']}")
-    w("  imported by `import users_api.handler`:")
+        yield f"    {item['self_ms']:8.1f} ms  {item['share']:5.1%}  {item['package']}"
+    yield "  imported by `import users_api.handler`:"
     for name, info in imports["watched"].items():
         if info["imported"]:
             ms = f"{info['cumulative_ms']:.1f} ms" if info["cumulative_ms"] is not None else ""
             via = " <- ".join(info["via"])
-            w(f"    {name:18} yes  {ms:>9}  via {via}")
+            yield f"    {name:18} yes  {ms:>9}  via {via}"
         else:
-            w(f"    {name:18} no")
-    w("")
+            yield f"    {name:18} no"
+
+
+def _bundle_section(report: dict[str, Any]) -> Iterator[str]:
+    """The deployment bundle's size by kind."""
     bundle = report["bundle"]
     if "error" in bundle:
-        w(f"BUNDLE: {bundle['error']}")
+        yield f"BUNDLE: {bundle['error']}"
     else:
         zipped = f", {mib(bundle['zipped_bytes']):.1f} MiB zipped" if bundle["zipped_bytes"] else ""
         kinds = ", ".join(
             f"{kind} {mib(size):.1f}"
             for kind, size in sorted(bundle["by_kind"].items(), key=lambda item: -item[1])
         )
-        w(f"BUNDLE ({bundle['origin']}: {bundle['path']})")
-        w(f"  {mib(bundle['unzipped_bytes']):.1f} MiB unzipped{zipped}; by kind (MiB): {kinds}")
-        w("  largest top-level entries:")
+        yield f"BUNDLE ({bundle['origin']}: {bundle['path']})"
+        yield (
+            f"  {mib(bundle['unzipped_bytes']):.1f} MiB unzipped{zipped}; by kind (MiB): {kinds}"
+        )
+        yield "  largest top-level entries:"
         for item in bundle["largest"]:
-            w(f"    {mib(item['bytes']):7.2f} MiB  {item['name']}")
+            yield f"    {mib(item['bytes']):7.2f} MiB  {item['name']}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    sections: list[Iterable[str]] = [
+        _report_header(report),
+        _warm_section(report),
+        _cold_section(report),
+        _trace_section(report),
+        _imports_section(report),
+        _bundle_section(report),
+    ]
     if "matrix" in report:
         from bench.matrix import format_section
 
-        w("")
-        w(format_section(report["matrix"]["rows"], report["matrix"]["meta"]))
-    w("")
-    w("TARGETS (reported, never enforced)")
-    for line in report["targets"]:
-        w(f"  {line['target']:52} {line['measured']:>24}   {line['verdict']}")
-    return "\n".join(out)
+        sections.append([format_section(report["matrix"]["rows"], report["matrix"]["meta"])])
+    targets = [
+        f"  {line['target']:52} {line['measured']:>24}   {line['verdict']}"
+        for line in report["targets"]
+    ]
+    sections.append(["TARGETS (reported, never enforced)", *targets])
+    return "\n\n".join("\n".join(section) for section in sections)
 
 
 def _one_line(trip: str) -> str:
@@ -845,7 +862,7 @@ def matrix_runnable() -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--iterations", type=int, help="warm invocations per route per handler")
     parser.add_argument("--cold-runs", type=int, help="fresh interpreters per cold-start variant")
@@ -861,11 +878,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the production configuration (IAM/TLS, bundle; bench/matrix.py)",
     )
-    args = parser.parse_args(argv)
-    iterations = args.iterations or (30 if args.quick else 200)
-    cold_runs = args.cold_runs or (3 if args.quick else 7)
-    warmup = 3 if args.quick else 10
+    return parser.parse_args(argv)
 
+
+def act_as_lambda() -> None:
+    """This process's environment and import path as the function's inside Lambda."""
     os.environ.update(FAKE_AWS_CREDENTIALS)
     os.environ["AWS_LAMBDA_FUNCTION_NAME"] = FUNCTION_NAME  # NullPool, as inside Lambda
     for name in ("AWS_PROFILE", "DB_HOST", "DB_NULLPOOL", "API_ROOT_PATH"):
@@ -873,6 +890,15 @@ def main(argv: list[str] | None = None) -> int:
     for path in (str(ROOT / "functions"), str(ROOT)):
         if path not in sys.path:
             sys.path.insert(0, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    iterations = args.iterations or (30 if args.quick else 200)
+    cold_runs = args.cold_runs or (3 if args.quick else 7)
+    warmup = 3 if args.quick else 10
+
+    act_as_lambda()
 
     from sqlalchemy.engine import make_url
 

@@ -17,11 +17,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from devtools.processes import NotReady, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINERS_CONF = Path(__file__).resolve().parent / "podman" / "containers.conf"
@@ -116,12 +117,18 @@ def start_podman_service(state_dir: Path = STATE_DIR) -> Engine:
         stderr=log,
         start_new_session=True,  # a Ctrl-C in make reaches sam, then we stop this
     )
-    deadline = time.monotonic() + 30
-    while not docker_api_answers(docker_host, timeout=2):
-        if service.poll() is not None or time.monotonic() > deadline:
-            stop(Engine("podman", docker_host, service))
-            raise NoEngine(f"`podman system service` did not answer (see {state_dir}/service.log)")
-        time.sleep(0.1)
+    try:
+        wait_until_ready(
+            service,
+            lambda: docker_api_answers(docker_host, timeout=2),
+            what="`podman system service`",
+            seconds=30,
+        )
+    except NotReady:
+        stop(Engine("podman", docker_host, service))
+        raise NoEngine(
+            f"`podman system service` did not answer (see {state_dir}/service.log)"
+        ) from None
     return Engine("podman", docker_host, service)
 
 

@@ -46,6 +46,7 @@ from devtools.local_function import (
     FunctionSpec,
     SetupError,
     add_code_path,
+    cannot_start,
     find_function,
     function_environment,
     host_variables,
@@ -304,22 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.migrate:
             migrate(os.environ)
-        runner = LambdaRunner(
-            spec.handler,
-            function_name=spec.name,
-            memory_mb=spec.memory_mb,
-            timeout_s=spec.timeout_s,
-        )
-        with runner:
+        with spec.runner() as runner:
             init_ms = runner.init()
             return invoke_all(spec, runner, events, printer, init_ms)
-    except SetupError as exc:
-        print(f"invoke: {exc}", file=sys.stderr)
-        return 2
-    except InitError as exc:
-        traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
-        print(f"invoke: init failed: {exc}", file=sys.stderr)
-        return 2
+    except (SetupError, InitError) as exc:
+        return cannot_start("invoke", exc)
     finally:
         out.flush()
 

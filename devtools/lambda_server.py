@@ -41,6 +41,7 @@ from devtools.local_function import (
     FunctionSpec,
     SetupError,
     add_code_path,
+    cannot_start,
     find_function,
     host_architecture,
     load_template,
@@ -210,20 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         os.environ.update(runtime_variables(spec, code_dir))
-        worker = LambdaRunner(
-            spec.handler,
-            function_name=spec.name,
-            memory_mb=spec.memory_mb,
-            timeout_s=spec.timeout_s,
-        )
+        worker = spec.runner()
         init_ms = worker.init()
-    except SetupError as exc:
-        print(f"lambda_server: {exc}", file=sys.stderr)
-        return 2
-    except InitError as exc:
-        traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
-        print(f"lambda_server: init failed: {exc}", file=sys.stderr)
-        return 2
+    except (SetupError, InitError) as exc:
+        return cannot_start("lambda_server", exc)
     server = LambdaHTTPServer((args.host, args.port), worker, access_log=args.access_log)
     database = masked("DATABASE_URL", os.environ.get("DATABASE_URL", "")) or (
         f"PostgreSQL at {os.environ['DB_HOST']}"

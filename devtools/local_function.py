@@ -23,11 +23,13 @@ import platform
 import re
 import socket
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.lambda_runner import InitError, LambdaRunner
 from devtools.lambda_runtime import OFFLINE_AWS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,16 @@ class SetupError(Exception):
     """Something the user must fix before the function can run (the message says what)."""
 
 
+def cannot_start(tool: str, exc: SetupError | InitError) -> int:
+    """Say why the function cannot run (an init failure with its traceback): exit status 2."""
+    if isinstance(exc, InitError):
+        traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
+        print(f"{tool}: init failed: {exc}", file=sys.stderr)
+    else:
+        print(f"{tool}: {exc}", file=sys.stderr)
+    return 2
+
+
 def masked(name: str, value: str) -> str:
     """A value fit to print: never one of a secret-looking key, nor a password in a URL."""
     if any(marker in name.upper() for marker in SECRET_MARKERS):
@@ -88,6 +100,15 @@ class FunctionSpec:
     code_dir: Path | None = None
     variables: dict[str, Any] = field(default_factory=dict)
     cdk_path: str | None = None
+
+    def runner(self) -> LambdaRunner:
+        """A runner for this function, with the memory and timeout the template gives it."""
+        return LambdaRunner(
+            self.handler,
+            function_name=self.name,
+            memory_mb=self.memory_mb,
+            timeout_s=self.timeout_s,
+        )
 
     @property
     def section_names(self) -> list[str]:

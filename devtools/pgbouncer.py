@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools.postgres import free_port
+from devtools.processes import port_open, wait_until_ready
 
 HOW_TO = (
     "pgbouncer is not installed: `make test` installs it (apt-get install pgbouncer); "
@@ -97,18 +98,15 @@ class Pgbouncer:
         self.process = subprocess.Popen(  # noqa: S603 - pgbouncer with a config written here
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 10
-        import socket
-
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = (self.workdir / "pgbouncer.log").read_text(errors="replace")
-                raise RuntimeError(f"pgbouncer exited: {log}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.05)
-        raise RuntimeError("pgbouncer did not listen within 10 s")
+        wait_until_ready(
+            self.process,
+            lambda: port_open(self.port),
+            what="pgbouncer",
+            seconds=10,
+            interval=0.05,
+            output=lambda: (self.workdir / "pgbouncer.log").read_text(errors="replace"),
+        )
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

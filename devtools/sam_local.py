@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +45,7 @@ from devtools import container_engine, lambda_image
 from devtools.container_engine import Engine, NoEngine, podman
 from devtools.lambda_runtime import OFFLINE_AWS
 from devtools.local_function import DEFAULT_TEMPLATE
+from devtools.processes import port_open, wait_until_ready
 from devtools.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -265,17 +265,15 @@ def start_api(
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"sam local start-api exited ({process.returncode}); see {log}")
-            # The port, not a request: each request would start a container.
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("sam local start-api did not answer within 120 s")
-            time.sleep(0.2)
+        # The port, not a request: each request would start a container.
+        wait_until_ready(
+            process,
+            lambda: port_open(port),
+            what="sam local start-api",
+            seconds=120,
+            interval=0.2,
+            output=lambda: f"see {log}",
+        )
         yield base_url
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socketserver
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devtools import container_engine, sam_local
+from tests.support.processes import serving_in_thread
 
 
 class _Ping(BaseHTTPRequestHandler):
@@ -34,14 +34,8 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
 def docker_api(tmp_path: Path) -> Iterator[str]:
     """Something answering the Docker API's ping on a unix socket, as Docker does."""
     path = tmp_path / "docker.sock"
-    server = _UnixHTTPServer(str(path), _Ping)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_thread(_UnixHTTPServer(str(path), _Ping)):
         yield f"unix://{path}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_docker_api_that_answers_comes_first(

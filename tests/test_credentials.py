@@ -16,7 +16,8 @@ from sqlalchemy.engine import make_url
 
 from devtools.pgbouncer import Pgbouncer, pgbouncer
 from devtools.postgres import free_port, run
-from tests.support.serving import ROOT, Configure, lambda_client
+from tests.support.processes import function_env
+from tests.support.serving import Configure, lambda_client
 from users_api.credentials import IAM_TOKEN_MAX_AGE_S, IamTokenSource, source_for
 from users_api.settings import Settings
 
@@ -233,13 +234,7 @@ def test_password_mode_cold_start_does_not_import_the_aws_sdk() -> None:
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
-            "AWS_LAMBDA_FUNCTION_NAME": "UsersApiFunction",
-            "DB_HOST": "proxy.example.internal",
-            "DB_AUTH_MODE": "password",
-        },
+        env=function_env(DB_HOST="proxy.example.internal", DB_AUTH_MODE="password"),
         capture_output=True,
         text=True,
         timeout=60,

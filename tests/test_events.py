@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from tests.support.processes import run
 from tests.support.sam import SAM, sam_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,14 +224,6 @@ def test_templates_are_what_sam_generates(generator: str, template: str, tmp_pat
     if not SAM.exists():
         pytest.skip("SAM CLI not installed: `make .venv-sam/.installed` builds .venv-sam")
     env = sam_env(tmp_path / "sam-home")
-    result = subprocess.run(
-        [str(SAM), "local", "generate-event", "apigateway", generator],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run([SAM, "local", "generate-event", "apigateway", generator], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == _load(TEMPLATES / template)

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 
 from devtools.postgres import free_port
 from tests.infra.pins import read_pins
+from tests.support.processes import stop_group, wait_until_answers
 from tests.support.release_queries import head_revision
 from users_api.log_format import TextFormatter
 from users_api.settings import Settings
@@ -68,22 +68,10 @@ def make_run(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[s
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, output.read_text()[-3000:]
-            try:
-                httpx.get(f"{base}/openapi.json", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "make run did not answer in 60 s"
-                time.sleep(0.2)
+        wait_until_answers(f"{base}/openapi.json", process, output.read_text, seconds=60)
         yield base, output
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_group(process)
 
 
 def _wait_for(output: Path, text: str) -> str:

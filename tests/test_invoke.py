@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from devtools.local_function import (
     resolve_intrinsic,
 )
 from tests.conftest import empty_tables
+from tests.support.processes import run_module
 from tests.support.synth import synthesize_bundled_dev
 
 pytestmark = pytest.mark.slow
@@ -80,15 +80,7 @@ def _function(template: dict[str, Any], sam_id: str) -> tuple[str, dict[str, Any
 
 def invoke(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.invoke", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module("devtools.invoke", *args, env=env)
     if check:
         assert result.returncode == 0, result.stderr[-4000:]
     return result

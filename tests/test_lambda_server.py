@@ -13,9 +13,7 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ import pytest
 from devtools.lambda_runner import LambdaRunner
 from devtools.lambda_server import MAX_REQUEST_BYTES, LambdaHTTPServer
 from devtools.postgres import free_port
+from tests.support.processes import run_module, serving_in_thread, stop_group, wait_until_answers
 from tests.support.serving import server_process
 
 pytestmark = pytest.mark.slow
@@ -98,13 +97,10 @@ def base_url() -> Iterator[str]:
     worker = LambdaRunner(f"{__name__}.fake_handler", function_name="Fake", timeout_s=5)
     worker.init()
     server = LambdaHTTPServer(("127.0.0.1", 0), worker, access_log=False)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        with serving_in_thread(server):
+            yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
-        server.shutdown()
-        server.server_close()
         worker.close()
 
 
@@ -250,15 +246,11 @@ def test_make_run_lambda_migrates_the_sqlite_and_serves(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()[-3000:]
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "make run-lambda did not answer in 60 s"
-                time.sleep(0.2)
+        stderr = process.stderr
+        assert stderr is not None
+        health = wait_until_answers(
+            f"http://127.0.0.1:{port}/health", process, lambda: stderr.read().decode(), seconds=60
+        )
         assert health.status_code == 200
         assert health.json() == {"status": "ok", "database": "ok"}
         assert health.headers["x-request-id"] == health.headers["apigw-requestid"]
@@ -268,22 +260,12 @@ def test_make_run_lambda_migrates_the_sqlite_and_serves(tmp_path: Path) -> None:
         assert created.status_code == 201, created.text
         assert (tmp_path / "users.db").is_file()  # migrated by the make target
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
 
 
 def test_bad_template_fails_clearly(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.lambda_server", "--template", str(tmp_path / "t.json")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_module(
+        "devtools.lambda_server", "--template", str(tmp_path / "t.json"), timeout=60
     )
     assert result.returncode == 2
     assert "make synth" in result.stderr

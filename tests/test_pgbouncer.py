@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from devtools.pgbouncer import Pgbouncer, pgbouncer
 from devtools.tcp_proxy import TcpProxy
 from devtools.tls import Certificates, make_certificates
+from tests.support.processes import function_env
 from tests.support.serving import ROOT, Configure, lambda_client
 
 pytestmark = pytest.mark.postgres
@@ -38,14 +39,7 @@ def via(bouncer: Pgbouncer, pg_url: str) -> str:
 
 
 def run_workers(url: str, processes: int, invocations: int, *extra: str) -> list[dict]:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
-        "DATABASE_URL": url,
-        "AWS_LAMBDA_FUNCTION_NAME": "UsersApiFunction",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "LOG_LEVEL": "ERROR",
-    }
+    env = function_env(DATABASE_URL=url, AWS_EC2_METADATA_DISABLED="true", LOG_LEVEL="ERROR")
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.support.lambda_worker", str(invocations), *extra],

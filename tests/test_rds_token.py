@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.serving import ROOT
+from tests.support.processes import function_env
 from users_api.rds_token import AwsCredentials, TokenSigner, auth_token, credentials_from_env
 
 # Any text UTF-8 can carry (botocore encodes it so); no lone surrogates.
@@ -161,19 +161,16 @@ print(json.dumps({"before": before, "after": sdk(), "ms": elapsed_ms, "token": t
 def test_the_first_iam_token_loads_no_sdk_module() -> None:
     result = subprocess.run(
         [sys.executable, "-c", FIRST_TOKEN],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
-            "AWS_LAMBDA_FUNCTION_NAME": "UsersApiFunction",
-            "AWS_REGION": "eu-west-1",
-            "AWS_ACCESS_KEY_ID": "ASIAFAKEFAKEFAKE0000",
-            "AWS_SECRET_ACCESS_KEY": "fake/secret",
-            "AWS_SESSION_TOKEN": "fake+session/token==",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "DB_AUTH_MODE": "iam",
-            "DB_HOST": "proxy.example.internal",
-            "DB_USER": "users_app",
-        },
+        env=function_env(
+            AWS_REGION="eu-west-1",
+            AWS_ACCESS_KEY_ID="ASIAFAKEFAKEFAKE0000",
+            AWS_SECRET_ACCESS_KEY="fake/secret",
+            AWS_SESSION_TOKEN="fake+session/token==",
+            AWS_EC2_METADATA_DISABLED="true",
+            DB_AUTH_MODE="iam",
+            DB_HOST="proxy.example.internal",
+            DB_USER="users_app",
+        ),
         capture_output=True,
         text=True,
         timeout=60,

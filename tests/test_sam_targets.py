@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import empty_tables
+from tests.support.processes import run, run_module
 from tests.support.synth import synthesize_bundled_dev
 
 pytestmark = pytest.mark.slow
@@ -34,29 +34,15 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     # -o: never (re)build a virtualenv from inside the test session.
     keep = ["-o", ".venv/.installed", "-o", ".venv-sam/.installed"]
-    return subprocess.run(
-        ["make", "--no-print-directory", *keep, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run(["make", "--no-print-directory", *keep, *args], env=env, timeout=180)
 
 
 def test_no_container_engine_gets_one_clear_message(tmp_path: Path) -> None:
     """Neither Docker, Finch nor podman on PATH, no Docker socket: one message names what
     was tried, how to get an engine, and the Docker-free equivalents."""
     env = {"PATH": str(tmp_path), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.container_engine"],
-        cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_module(
+        "devtools.container_engine", env={**env, "PYTHONPATH": str(ROOT)}, timeout=60
     )
     assert result.returncode == 1
     message = result.stderr

@@ -14,10 +14,8 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +27,7 @@ from devtools.lambda_runner import ensure_event_loop
 from devtools.postgres import free_port
 from devtools.smoke import READ_ONLY_STEP, STEPS, api_url_from_outputs
 from tests.conftest import empty_tables
+from tests.support.processes import run_module, serving_in_thread
 from tests.support.serving import UVICORN_ARGS, Configure, server_process, uvicorn_client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,15 +45,7 @@ def run_smoke(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     }
     child_env["PYTHONPATH"] = f"{ROOT / 'functions'}:{ROOT}"
     child_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "devtools.smoke", *args],
-        cwd=ROOT,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_module("devtools.smoke", *args, env=child_env)
 
 
 def step_lines(stdout: str) -> list[tuple[str, str]]:
@@ -75,6 +66,22 @@ Hook = Callable[[str, str, bytes], int | bytes | None]
 RELAYED_HEADERS = ("content-type", "location", "link", "x-request-id")
 
 
+class ReplyingHandler(BaseHTTPRequestHandler):
+    """A stand-in server's handler: one reply with its own content-length, no access log."""
+
+    def _reply(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
 @dataclass
 class Seen:
     method: str
@@ -91,7 +98,7 @@ class FaultyProxy:
     def __enter__(self) -> FaultyProxy:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(ReplyingHandler):
             def _any(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -100,7 +107,7 @@ class FaultyProxy:
                 )
                 verdict = proxy.hook(self.command, self.path, body)
                 if isinstance(verdict, int):
-                    self._reply(verdict, {"content-type": "application/json"}, b'{"detail":"x"}')
+                    self._reply(verdict, [("content-type", "application/json")], b'{"detail":"x"}')
                     return
                 if isinstance(verdict, bytes):
                     body = verdict
@@ -117,24 +124,14 @@ class FaultyProxy:
                     timeout=15,
                 )
                 headers = {h: upstream.headers[h] for h in RELAYED_HEADERS if h in upstream.headers}
-                self._reply(upstream.status_code, headers, upstream.content)
-
-            def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self._reply(upstream.status_code, headers.items(), upstream.content)
 
             do_GET = do_POST = do_PATCH = do_DELETE = _any
 
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._stack = ExitStack()
+        self._server = self._stack.enter_context(
+            serving_in_thread(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        )
         return self
 
     @property
@@ -143,9 +140,7 @@ class FaultyProxy:
         return f"http://{host}:{port}"
 
     def __exit__(self, *_exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._stack.close()
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -246,7 +241,7 @@ def gateway(tokens: dict[str, str]) -> Iterator[str]:
     )
     from users_api.handler import handler
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(ReplyingHandler):
         def _any(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -269,30 +264,11 @@ def gateway(tokens: dict[str, str]) -> Iterator[str]:
             result = handler(event, LambdaContext())
             self._reply(result["statusCode"], response_headers(result), response_body(result))
 
-        def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers:
-                if name.lower() != "content-length":
-                    self.send_header(name, value)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
         do_GET = do_POST = do_PATCH = do_DELETE = _any
 
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_thread(HTTPServer(("127.0.0.1", 0), Handler)) as server:
         host, port = server.server_address[:2]
         yield f"http://{host}:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

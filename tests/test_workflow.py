@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.processes import run
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 DEPLOY_WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
@@ -76,12 +78,8 @@ def test_the_validator_rejects_a_broken_workflow(tmp_path: Path) -> None:
     broken.write_text(
         "on: push\npermissions:\n  id-token: writ\njobs:\n  a:\n    steps:\n      - run: 'true'\n"
     )
-    result = subprocess.run(
-        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", broken],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run(
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", broken], timeout=60
     )
     assert result.returncode == 1
     assert "'runs-on' is a required property" in result.stdout
@@ -186,14 +184,10 @@ MAKE_VARIABLES = (
 def make(*args: str) -> subprocess.CompletedProcess[str]:
     """`make -f Makefile -f deploy.mk ARGS`, free of the caller's make flags and variables."""
     env = {k: v for k, v in os.environ.items() if k not in (*MAKE_VARIABLES, "MAKELEVEL")}
-    return subprocess.run(
+    return run(
         ["make", "--no-print-directory", "-f", "Makefile", "-f", "deploy.mk", *args],
-        cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
 
 

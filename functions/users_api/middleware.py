@@ -24,6 +24,10 @@ from users_api.errors import DB_UNAVAILABLE, INTERNAL_ERROR, error_response, is_
 from users_api.observability import logger, record_request
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
+# Headers of the app's response that this middleware writes itself (a 405's `Allow` too).
+_REPLACED = frozenset({_REQUEST_ID_NAME})
+_REPLACED_405 = frozenset({_REQUEST_ID_NAME, b"allow"})
 _CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Leave the function this long to answer after giving up on a request.
 LAMBDA_DEADLINE_MARGIN_S = 0.5
@@ -42,7 +46,7 @@ def _request_id(scope: Scope) -> str:
         if request_id:
             return str(request_id)
     for name, value in scope["headers"]:
-        if name == b"x-request-id":
+        if name == _REQUEST_ID_NAME:
             candidate: str = value.decode("latin-1")
             if _CALLER_REQUEST_ID.fullmatch(candidate):
                 return candidate
@@ -117,6 +121,50 @@ def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
     return sorted(methods)
 
 
+def _refusal(scope: Scope, max_body_bytes: int) -> tuple[int, str] | None:
+    """The 413 or 415 that the request's headers alone already earn, if any."""
+    length = _header(scope, b"content-length")
+    if length is not None and length.isdigit() and int(length) > max_body_bytes:
+        return 413, "Request body too large"
+    encoding = (_header(scope, b"content-encoding") or b"").strip().lower()
+    if encoding not in _IDENTITY:
+        return 415, "Unsupported Content-Encoding: send the body uncompressed"
+    return None
+
+
+def _log_failure(exc: Exception, request_id: str) -> tuple[int, str]:
+    """Log what the app raised; the status and detail the client gets for it."""
+    unavailable = is_db_unavailable(exc)
+    # The exception's type only: its message or traceback may quote user data
+    # (a driver's error repeats the offending value).
+    log_extra: dict[str, Any] = {"request_id": request_id, "error": type(exc).__name__}
+    if unavailable:
+        logger.warning("database unavailable", extra=log_extra)
+        return 503, DB_UNAVAILABLE
+    logger.error("unhandled error", extra={**log_extra, "exception": where(exc)})
+    return 500, INTERNAL_ERROR
+
+
+def _log_request(scope: Scope, request_id: str, method: str, status: int, started: float) -> None:
+    """The access-log line and the request metrics."""
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    route = getattr(scope.get("route"), "path", None)
+    logger.info(
+        "request",
+        extra={
+            "request_id": request_id,
+            "method": method,
+            # The path only when a route matched it: an unmatched one is the
+            # client's text, which logs must not carry.
+            "path": scope["path"] if route and status != 422 else None,
+            "route": route or "unmatched",
+            "status": status,
+            "duration_ms": round(elapsed_ms, 2),
+        },
+    )
+    record_request(route or "unmatched", status, elapsed_ms)
+
+
 def where(exc: BaseException) -> str:
     """The traceback of `exc` and its causes, without their messages.
 
@@ -170,9 +218,9 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                drop = {b"x-request-id", b"allow"} if status == 405 else {b"x-request-id"}
+                drop = _REPLACED_405 if status == 405 else _REPLACED
                 headers = [h for h in message.get("headers", []) if h[0] not in drop]
-                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((_REQUEST_ID_NAME, request_id.encode()))
                 if status == 405:
                     allow = ", ".join(allowed_methods(self.routes, scope))
                     headers.append((b"allow", allow.encode()))
@@ -185,13 +233,9 @@ class RequestMiddleware:
             await error_response(code, detail)(scope, receive, send_with_id)
 
         try:
-            length = _header(scope, b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await answer(413, "Request body too large")
-                return
-            encoding = (_header(scope, b"content-encoding") or b"").strip().lower()
-            if encoding not in _IDENTITY:
-                await answer(415, "Unsupported Content-Encoding: send the body uncompressed")
+            refusal = _refusal(scope, self.max_body_bytes)
+            if refusal is not None:
+                await answer(*refusal)
                 return
             time_left = _lambda_time_left(scope)
             async with asyncio.timeout(time_left):
@@ -200,30 +244,8 @@ class RequestMiddleware:
         except BodyTooLarge:
             await answer(413, "Request body too large")
         except Exception as exc:
-            unavailable = is_db_unavailable(exc)
-            # The exception's type only: its message or traceback may quote user data
-            # (a driver's error repeats the offending value).
-            log_extra: dict[str, Any] = {"request_id": request_id, "error": type(exc).__name__}
-            if unavailable:
-                logger.warning("database unavailable", extra=log_extra)
-            else:
-                logger.error("unhandled error", extra={**log_extra, "exception": where(exc)})
+            failure = _log_failure(exc, request_id)
             if not response_started:
-                await answer(*((503, DB_UNAVAILABLE) if unavailable else (500, INTERNAL_ERROR)))
+                await answer(*failure)
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            route = getattr(scope.get("route"), "path", None)
-            logger.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": method,
-                    # The path only when a route matched it: an unmatched one is the
-                    # client's text, which logs must not carry.
-                    "path": scope["path"] if route and status != 422 else None,
-                    "route": route or "unmatched",
-                    "status": status,
-                    "duration_ms": round(elapsed_ms, 2),
-                },
-            )
-            record_request(route or "unmatched", status, elapsed_ms)
+            _log_request(scope, request_id, method, status, started)

@@ -32,11 +32,11 @@ from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.config import StageSettings
+from infra.constructs.log_group import stage_log_group
 from infra.nag import acknowledge
 
 PASSWORD_MIN_LENGTH = 12
@@ -186,12 +186,7 @@ class Auth(Construct):
         source = TRIGGER_SOURCE.read_text()
         if len(source.encode()) > INLINE_CODE_LIMIT:
             raise ValueError(f"{TRIGGER_SOURCE.name} exceeds {INLINE_CODE_LIMIT} bytes inline")
-        log_group = logs.LogGroup(
-            self,
-            "ScopesTriggerLogs",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
+        log_group = stage_log_group(self, "ScopesTriggerLogs", settings)
         # Its own log group and nothing else: no managed policy (logs:* on every group).
         role = iam.Role(
             self,

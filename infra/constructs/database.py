@@ -25,6 +25,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import DB_MASTER_USER, DB_NAME, DB_PORT, StageSettings
+from infra.constructs.log_group import stage_log_group
 from infra.constructs.network import Network
 from infra.nag import acknowledge
 
@@ -58,12 +59,10 @@ class Database(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = network.security_group(
             self,
             "SecurityGroup",
-            vpc=network.vpc,
-            description="PostgreSQL instance: reachable from the proxy, migrations, rotation",
-            allow_all_outbound=False,
+            "PostgreSQL instance: reachable from the proxy, migrations, rotation",
         )
         self.instance = self._instance(network)
         self.log_groups = self._log_groups()
@@ -126,12 +125,11 @@ class Database(Construct):
         (RDS would otherwise create them itself, kept forever)."""
         groups = []
         for log in LOG_EXPORTS:
-            group = logs.LogGroup(
+            group = stage_log_group(
                 self,
                 f"{log.capitalize()}Log",
+                self.settings,
                 log_group_name=f"/aws/rds/instance/{self.identifier}/{log}",
-                retention=self.settings.log_retention,
-                removal_policy=self.settings.removal_policy,
             )
             self.instance.node.add_dependency(group)
             groups.append(group)
@@ -158,12 +156,10 @@ class Database(Construct):
         secret and connects (docs/deploy.md, "First deploy and rotation"); it then runs
         only the rotation function's testSecret step, which changes no password.
         """
-        security_group = ec2.SecurityGroup(
+        security_group = network.security_group(
             self,
             "RotationSecurityGroup",
-            vpc=network.vpc,
-            description="master secret rotation function: PostgreSQL and Secrets Manager",
-            allow_all_outbound=False,
+            "master secret rotation function: PostgreSQL and Secrets Manager",
         )
         hosted = secretsmanager.HostedRotation.postgre_sql_single_user(
             vpc=network.vpc,

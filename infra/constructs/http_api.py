@@ -38,6 +38,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import StageSettings
+from infra.constructs.log_group import stage_log_group
 from infra.nag import acknowledge
 
 USERS_PATHS = ("/users", "/users/{id}")
@@ -111,12 +112,7 @@ class HttpApi(Construct):
         )
         self.routes: dict[str, apigwv2.HttpRoute] = {}
         self._add_users_routes(settings, authorizer)
-        self.access_log_group = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
+        self.access_log_group = stage_log_group(self, "AccessLogs", settings)
         self.stage = self._default_stage(settings)
         acknowledge(
             self.api.node.find_child("DefaultRoute").node.default_child,
@@ -171,22 +167,17 @@ class HttpApi(Construct):
         )
         # Per-route throttles (the L2 stage only sets the default route's): a route key in
         # RouteSettings must name an existing route, so the stage waits for the routes.
-        read_throttle = {
-            "ThrottlingRateLimit": settings.throttle_read_rate_limit,
-            "ThrottlingBurstLimit": settings.throttle_read_burst_limit,
-        }
-        write_throttle = {
-            "ThrottlingRateLimit": settings.throttle_write_rate_limit,
-            "ThrottlingBurstLimit": settings.throttle_write_burst_limit,
-        }
+        read = _route_throttle(
+            settings.throttle_read_rate_limit, settings.throttle_read_burst_limit
+        )
+        write = _route_throttle(
+            settings.throttle_write_rate_limit, settings.throttle_write_burst_limit
+        )
         cfn_stage = stage.node.default_child
         assert isinstance(cfn_stage, apigwv2.CfnStage)
         cfn_stage.add_property_override(
             "RouteSettings",
-            {
-                key: read_throttle if key.split(" ")[0] in READ_KEYS else write_throttle
-                for key in self.routes
-            },
+            {key: read if key.split(" ")[0] in READ_KEYS else write for key in self.routes},
         )
         for route in self.routes.values():
             stage.node.add_dependency(route)
@@ -195,6 +186,11 @@ class HttpApi(Construct):
     @property
     def url(self) -> str:
         return self.api.api_endpoint
+
+
+def _route_throttle(rate_limit: int, burst_limit: int) -> dict[str, int]:
+    """One route's throttle in a stage's RouteSettings."""
+    return {"ThrottlingRateLimit": rate_limit, "ThrottlingBurstLimit": burst_limit}
 
 
 def _cors(settings: StageSettings) -> apigwv2.CorsPreflightOptions | None:

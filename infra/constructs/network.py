@@ -9,10 +9,10 @@ and needs no AWS endpoint at all.
 from __future__ import annotations
 
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import StageSettings
+from infra.constructs.log_group import stage_log_group
 
 
 class Network(Construct):
@@ -32,12 +32,7 @@ class Network(Construct):
         )
         self.isolated_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
-        flow_log_group = logs.LogGroup(
-            self,
-            "FlowLogGroup",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
+        flow_log_group = stage_log_group(self, "FlowLogGroup", settings)
         self.vpc.add_flow_log(
             "FlowLog",
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
@@ -51,6 +46,15 @@ class Network(Construct):
             subnets=self.isolated_subnets,
             private_dns_enabled=True,
             open=False,
+        )
+
+    def security_group(
+        self, scope: Construct, construct_id: str, description: str
+    ) -> ec2.SecurityGroup:
+        """A security group in this VPC that allows nothing, out or in: each peer is let in
+        or out with `connections.allow_to(...)`, which adds both sides' rules."""
+        return ec2.SecurityGroup(
+            scope, construct_id, vpc=self.vpc, description=description, allow_all_outbound=False
         )
 
     def allow_secrets_manager_from(self, client: ec2.IConnectable) -> None:

@@ -9,7 +9,6 @@ as that role alone, and each client may `rds-db:connect` to the proxy as that ro
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, Fn, Stack
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_rds as rds
 from constructs import Construct
@@ -31,12 +30,10 @@ class Proxy(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = network.security_group(
             self,
             "SecurityGroup",
-            vpc=network.vpc,
-            description="RDS Proxy: reachable from the API function; reaches the database",
-            allow_all_outbound=False,
+            "RDS Proxy: reachable from the API function; reaches the database",
         )
         self.role = iam.Role(
             self,

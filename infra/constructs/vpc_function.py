@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Duration, Stack
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -25,6 +24,7 @@ from constructs import Construct
 
 from infra.bundling import ARCHITECTURE, RUNTIME
 from infra.config import StageSettings
+from infra.constructs.log_group import stage_log_group
 from infra.constructs.network import Network
 from infra.nag import acknowledge, arn_in_finding
 
@@ -97,19 +97,8 @@ def vpc_function(
     """`scope`/SecurityGroup, `scope`/LogGroup, `scope`/Role and `scope`/Function (stable
     logical ids). The security group allows nothing: open what the function may reach with
     `function.connections.allow_to(...)`, which adds the egress and the peer's ingress."""
-    security_group = ec2.SecurityGroup(
-        scope,
-        "SecurityGroup",
-        vpc=network.vpc,
-        description=security_group_description,
-        allow_all_outbound=False,
-    )
-    log_group = logs.LogGroup(
-        scope,
-        "LogGroup",
-        retention=settings.log_retention,
-        removal_policy=settings.removal_policy,
-    )
+    security_group = network.security_group(scope, "SecurityGroup", security_group_description)
+    log_group = stage_log_group(scope, "LogGroup", settings)
     function = lambda_.Function(
         scope,
         "Function",

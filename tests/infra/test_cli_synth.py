@@ -14,7 +14,6 @@ import json
 import marshal
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from infra.bundling import PACKAGE, STRIP_TOOLS, find_python312
 from tests.infra.pins import installed_distributions, read_pins
+from tests.support.processes import run
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +67,10 @@ def cli_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cdk-cli")
     env = offline_env(out / "bundle-cache")
     for stage in STAGES:
-        result = subprocess.run(
+        result = run(
             [CDK, "synth", "-c", f"stage={stage}", "--no-notices", "--quiet", "-o", out / stage],
-            cwd=ROOT,
             env=env,
-            capture_output=True,
-            text=True,
             timeout=900,
-            check=False,
         )
         assert result.returncode == 0, f"cdk synth {stage}:\n{result.stderr[-6000:]}"
     return out

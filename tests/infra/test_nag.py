@@ -11,8 +11,8 @@ import pytest
 
 from infra.nag import MIN_REASON_LENGTH
 from tests.infra.conftest import Synth
+from tests.infra.nag_metadata import acknowledgments
 
-ACK_KEY = "aws:cdk:acknowledged-rules"
 # The network-interface actions Lambda needs for the VPC attachment (inline, no managed
 # policy): the Describe actions on `*`, the others on this account's EC2 resources.
 ENI_DESCRIBE = "AwsSolutions-IAM5[Resource::*]"
@@ -76,17 +76,8 @@ def expected_acknowledgments(settings: Any) -> set[tuple[str, str]]:
 
 def nag_acknowledgments(synth: Synth) -> dict[tuple[str, str], str]:
     """(construct path below the stack, rule id) -> reason."""
-    found = {}
     prefix = f"/{synth.settings.name.capitalize()}/{synth.settings.stack_name}/"
-    for path, entries in synth.metadata.items():
-        for entry in entries:
-            if entry["type"] != ACK_KEY:
-                continue
-            for rule_id, reason in entry["data"].items():
-                rule = rule_id.split("::", 1)[-1]
-                if rule.startswith("AwsSolutions-"):
-                    found[(path.removeprefix(prefix), rule)] = reason
-    return found
+    return acknowledgments(synth.metadata, prefix)
 
 
 def check_no_unacknowledged_finding(synth: Synth) -> None:

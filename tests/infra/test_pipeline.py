@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,8 @@ import pytest
 
 from infra.nag import MIN_REASON_LENGTH
 from tests.infra.conftest import ROOT, Synth, cdk_context, synthesize
+from tests.infra.nag_metadata import acknowledgments
+from tests.support.processes import run_module
 
 PIPELINE_ACCOUNT = "111111111111"
 PROD_ACCOUNT = "222222222222"  # another account: the cross-account path is the one tested
@@ -34,7 +34,6 @@ PIPELINE_CONTEXT = {
     "pipeline_region": REGION,
     "prod_account": PROD_ACCOUNT,
 }
-ACK_KEY = "aws:cdk:acknowledged-rules"
 STAGE_ACCOUNTS = {"dev": PIPELINE_ACCOUNT, "prod": PROD_ACCOUNT}
 
 
@@ -302,20 +301,6 @@ def test_synthesis_looked_nothing_up(pipeline: PipelineSynth) -> None:
 # -- cdk-nag -------------------------------------------------------------------------------
 
 
-def acknowledgments(metadata: dict[str, list[dict[str, Any]]], prefix: str) -> dict:
-    """(construct path below `prefix`, AwsSolutions rule id) -> reason."""
-    found = {}
-    for path, entries in metadata.items():
-        for entry in entries:
-            if entry["type"] != ACK_KEY:
-                continue
-            for rule_id, reason in entry["data"].items():
-                rule = rule_id.split("::", 1)[-1]
-                if rule.startswith("AwsSolutions-"):
-                    found[(path.removeprefix(prefix), rule)] = reason
-    return found
-
-
 def _iam5(*findings: str) -> set[str]:
     return {f"AwsSolutions-IAM5[{f}]" for f in findings}
 
@@ -495,15 +480,7 @@ def test_the_cdk_app_stops_with_the_message_before_synthesis(tmp_path: Path) -> 
             "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
         }
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module("infra.app", env=env)
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("infra.app: -c pipeline=true needs these context values: ")

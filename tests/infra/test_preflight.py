@@ -6,8 +6,6 @@ service model)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,19 +16,25 @@ from moto import mock_aws
 
 from infra.config import DEV, PROD
 from infra.preflight import Concurrency, PreflightError, check_concurrency, run
+from tests.support.processes import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 
 
-def lambda_with_limits(limit: int, unreserved: int) -> object:
+def stubbed_lambda() -> tuple[object, Stubber]:
+    """A Lambda client that answers only what its stubber is told to."""
     client = boto3.client(
         "lambda",
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    stubber = Stubber(client)
+    return client, Stubber(client)
+
+
+def lambda_with_limits(limit: int, unreserved: int) -> object:
+    client, stubber = stubbed_lambda()
     stubber.add_response(
         "get_account_settings",
         {
@@ -69,13 +73,7 @@ def test_a_fresh_accounts_quota_stops_the_deploy_with_what_to_ask_for(sts: objec
 
 
 def test_credentials_without_lambda_read_access_only_skip_the_quota_check(sts: object) -> None:
-    client = boto3.client(
-        "lambda",
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    stubber = Stubber(client)
+    client, stubber = stubbed_lambda()
     stubber.add_client_error("get_account_settings", "AccessDeniedException", http_status_code=403)
     stubber.activate()
     lines = run("prod", sts, client)
@@ -108,15 +106,7 @@ def test_without_credentials_it_fails_in_seconds_before_any_synthesis(tmp_path: 
         }
     )
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.preflight", "--stage", "prod"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module("infra.preflight", "--stage", "prod", cwd=tmp_path, env=env)
     elapsed = time.monotonic() - started
     print(f"\n[infra] preflight without credentials: exit {result.returncode} in {elapsed:.1f} s")
     assert result.returncode == 1

@@ -220,37 +220,30 @@ def test_proxy_requires_tls_and_end_to_end_iam_auth(synth: Synth) -> None:
     )
 
 
+def connect_as_app_role(resource_id: object) -> dict[str, Any]:
+    """The one IAM statement that lets a principal connect to `resource_id` as the app role."""
+    arn = [
+        "arn:",
+        ref("AWS::Partition"),
+        ":rds-db:",
+        ref("AWS::Region"),
+        ":",
+        ref("AWS::AccountId"),
+        ":dbuser:",
+        resource_id,
+        f"/{APP_DB_USER}",
+    ]
+    return {"Action": "rds-db:connect", "Effect": "Allow", "Resource": {"Fn::Join": ["", arn]}}
+
+
 def test_api_function_may_connect_to_that_proxy_as_the_app_role_only(synth: Synth) -> None:
     proxy_id, _ = synth.one("AWS::RDS::DBProxy")
     _, function = synth.function(API_HANDLER)
     connect = [s for s in statements(synth, role_of(function)) if "rds-db:connect" in actions_of(s)]
-    assert connect == [
-        {
-            "Action": "rds-db:connect",
-            "Effect": "Allow",
-            "Resource": {
-                "Fn::Join": [
-                    "",
-                    [
-                        "arn:",
-                        ref("AWS::Partition"),
-                        ":rds-db:",
-                        ref("AWS::Region"),
-                        ":",
-                        ref("AWS::AccountId"),
-                        ":dbuser:",
-                        {
-                            "Fn::Select": [
-                                6,
-                                {"Fn::Split": [":", {"Fn::GetAtt": [proxy_id, "DBProxyArn"]}]},
-                            ]
-                        },
-                        f"/{APP_DB_USER}",
-                    ],
-                ]
-            },
-        }
-    ]
+    proxy_resource_id = {
+        "Fn::Select": [6, {"Fn::Split": [":", {"Fn::GetAtt": [proxy_id, "DBProxyArn"]}]}]
+    }
+    assert connect == [connect_as_app_role(proxy_resource_id)]
 
 
 def test_proxy_reaches_the_database_with_iam_as_the_app_role_only(synth: Synth) -> None:
@@ -258,26 +251,7 @@ def test_proxy_reaches_the_database_with_iam_as_the_app_role_only(synth: Synth) 
     _, proxy = synth.one("AWS::RDS::DBProxy")
     proxy_role = proxy["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     assert statements(synth, proxy_role) == [
-        {
-            "Action": "rds-db:connect",
-            "Effect": "Allow",
-            "Resource": {
-                "Fn::Join": [
-                    "",
-                    [
-                        "arn:",
-                        ref("AWS::Partition"),
-                        ":rds-db:",
-                        ref("AWS::Region"),
-                        ":",
-                        ref("AWS::AccountId"),
-                        ":dbuser:",
-                        {"Fn::GetAtt": [db_id, "DbiResourceId"]},
-                        f"/{APP_DB_USER}",
-                    ],
-                ]
-            },
-        }
+        connect_as_app_role({"Fn::GetAtt": [db_id, "DbiResourceId"]}),
     ]
     # Nobody else may open IAM database connections.
     granted = [

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from devtools.lambda_runner import EventBuilder, LambdaRunner
 from devtools.lambda_runner import ensure_event_loop as ensure_event_loop  # the handler tests
 from devtools.lambda_runtime import http_api_event, response_body, response_headers
 from devtools.postgres import free_port, run
+from devtools.processes import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,19 +129,23 @@ def server_process(
         stderr=subprocess.PIPE,
     )
     base_url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(base_url + health_path, timeout=1).status_code < 500
+        except httpx.TransportError:
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(base_url + health_path, timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not answer within 30 s")
-            time.sleep(0.1)
+        stderr = process.stderr
+        assert stderr is not None
+        wait_until_ready(
+            process,
+            answers,
+            what="server",
+            seconds=30,
+            output=lambda: stderr.read().decode()[-2000:],
+        )
         with httpx.Client(base_url=base_url, timeout=15) as client:
             yield client
     finally:

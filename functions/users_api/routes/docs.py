@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TypedDict
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import (
@@ -41,20 +42,31 @@ def _base(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def _openapi_url(request: Request) -> str:
-    return f"{_base(request)}{request.app.openapi_url}"
+def _asset(request: Request, name: str) -> str:
+    return f"{_base(request)}{ASSETS_PATH}/{name}"
+
+
+class _Page(TypedDict):
+    openapi_url: str
+    title: str
+
+
+def _page(request: Request, viewer: str) -> _Page:
+    """What every documentation page names: the OpenAPI document and its title."""
+    return {
+        "openapi_url": f"{_base(request)}{request.app.openapi_url}",
+        "title": f"{request.app.title} - {viewer}",
+    }
 
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
-    base = _base(request)
     return get_swagger_ui_html(
-        openapi_url=_openapi_url(request),
-        title=f"{request.app.title} - Swagger UI",
-        oauth2_redirect_url=f"{base}/docs/oauth2-redirect",
-        swagger_js_url=f"{base}{ASSETS_PATH}/swagger-ui-bundle.js",
-        swagger_css_url=f"{base}{ASSETS_PATH}/swagger-ui.css",
-        swagger_favicon_url=f"{base}{ASSETS_PATH}/favicon.png",
+        **_page(request, "Swagger UI"),
+        oauth2_redirect_url=f"{_base(request)}/docs/oauth2-redirect",
+        swagger_js_url=_asset(request, "swagger-ui-bundle.js"),
+        swagger_css_url=_asset(request, "swagger-ui.css"),
+        swagger_favicon_url=_asset(request, "favicon.png"),
     )
 
 
@@ -65,12 +77,10 @@ async def swagger_ui_oauth2_redirect() -> HTMLResponse:
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
-    base = _base(request)
     return get_redoc_html(
-        openapi_url=_openapi_url(request),
-        title=f"{request.app.title} - ReDoc",
-        redoc_js_url=f"{base}{ASSETS_PATH}/redoc.standalone.js",
-        redoc_favicon_url=f"{base}{ASSETS_PATH}/favicon.png",
+        **_page(request, "ReDoc"),
+        redoc_js_url=_asset(request, "redoc.standalone.js"),
+        redoc_favicon_url=_asset(request, "favicon.png"),
         with_google_fonts=False,
     )
 
