@@ -18,8 +18,8 @@ a token without the route's scope is refused. With Cognito, a resource server de
 scopes and the pool's groups grant them: `users-readers` the read scope, `users-writers`
 both. Cognito puts custom scopes into tokens from its sign-in APIs only through a pre token
 generation trigger (event version 2.0, Essentials or Plus plan):
-functions/token_scopes.py, deployed inline. An external issuer puts its own scopes into its
-tokens (the `scope` or `scp` claim); the stage names them.
+functions/token_scopes/handler.py, deployed inline. An external issuer puts its own scopes
+into its tokens (the `scope` or `scp` claim); the stage names them.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from infra.nag import acknowledge
 PASSWORD_MIN_LENGTH = 12
 READERS_GROUP = "users-readers"
 WRITERS_GROUP = "users-writers"
-TRIGGER_SOURCE = Path(__file__).resolve().parents[2] / "functions" / "token_scopes.py"
+TRIGGER_SOURCE = Path(__file__).resolve().parents[2] / "functions" / "token_scopes" / "handler.py"
 # CloudFormation's limit for inline (ZipFile) code.
 INLINE_CODE_LIMIT = 4096
 

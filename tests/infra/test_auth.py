@@ -471,7 +471,7 @@ def test_cognito_declares_the_scopes_and_groups_grant_them(with_pool: Synth) -> 
     )
 )
 def test_the_trigger_adds_exactly_the_scopes_of_the_users_groups(groups: list[str]) -> None:
-    import token_scopes
+    from token_scopes import handler as token_scopes
 
     mapping = {"users-readers": ["users/read"], "users-writers": ["users/read", "users/write"]}
     event = {

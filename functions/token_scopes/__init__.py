@@ -1,0 +1,1 @@
+"""The Cognito pre token generation trigger of the users API (handler.py, deployed inline)."""
