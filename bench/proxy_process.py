@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,10 +27,7 @@ def _serve(host: str, port: int, delay_s: float) -> None:
                 proxy.reset_counts()
                 print("ok", flush=True)
             elif command == "counts":
-                deadline = time.monotonic() + 2
-                while proxy._writers and time.monotonic() < deadline:
-                    time.sleep(0.0002)
-                print(proxy.round_trips, proxy.connections, flush=True)
+                print(*proxy.counts(), flush=True)
             elif command == "quit":
                 break
 

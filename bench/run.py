@@ -153,42 +153,17 @@ class Handlers:
         return self._runner.submit(event, handler=self.by_name[name]).result()
 
 
-class InThreadProxy:
-    """TcpProxy in this process (its thread shares the GIL with the handler): `--proxy-in-
-    process`, to compare with the default, the same proxy in a process of its own."""
-
-    def __init__(self, host: str, port: int, *, delay_s: float) -> None:
-        from devtools.tcp_proxy import TcpProxy
-
-        self._proxy = TcpProxy(host, port, delay_s=delay_s)
-        self.port = self._proxy.port
-
-    def __enter__(self) -> InThreadProxy:
-        self._proxy.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._proxy.close()
-
-    def reset_counts(self) -> None:
-        self._proxy.reset_counts()
-
-    def counts(self) -> tuple[int, int]:
-        # Wait until the proxy has ended every connection, so a closing Terminate counts.
-        deadline = time.monotonic() + 2
-        while self._proxy._writers and time.monotonic() < deadline:
-            time.sleep(0.0005)
-        return self._proxy.round_trips, self._proxy.connections
-
-
 def counting_proxy(url: str, in_process: bool) -> Any:
-    """The delaying, round-trip-counting proxy in front of the database at `url`."""
+    """The delaying, round-trip-counting proxy in front of the database at `url`; with
+    `in_process` its thread shares the GIL with the handler (`--proxy-in-process`, to compare
+    with the default: the same proxy in a process of its own)."""
     from sqlalchemy.engine import make_url
 
     from bench.proxy_process import ProxyProcess
+    from devtools.tcp_proxy import TcpProxy
 
     target = make_url(url)
-    kind = InThreadProxy if in_process else ProxyProcess
+    kind = TcpProxy if in_process else ProxyProcess
     return kind(target.host or "127.0.0.1", target.port or 5432, delay_s=PROXY_DELAY_S)
 
 
@@ -201,10 +176,11 @@ class WarmResult:
     route: str
     label: str
     iterations: int
-    ms: dict[str, list[float]] = field(default_factory=lambda: {"floor": [], "project": []})
-    round_trips: dict[str, list[int]] = field(default_factory=lambda: {"floor": [], "project": []})
-    connections: dict[str, list[int]] = field(default_factory=lambda: {"floor": [], "project": []})
-    errors: dict[str, int] = field(default_factory=lambda: {"floor": 0, "project": 0})
+    # Per handler ("floor", "project").
+    ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    round_trips: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    connections: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.mode, "route": self.label, "n": self.iterations}
@@ -257,18 +233,6 @@ def run_warm(
 # --- 2. the SQL of each round trip ----------------------------------------------------------
 
 
-def _child_env(code_path: list[Path], database_url: str) -> dict[str, str]:
-    env = {**os.environ, **FAKE_AWS_CREDENTIALS}
-    env.pop("PYTHONPYCACHEPREFIX", None)
-    env.update(
-        PYTHONPATH=os.pathsep.join(str(p) for p in [*code_path, ROOT]),
-        PYTHONDONTWRITEBYTECODE="1",
-        DATABASE_URL=database_url,
-        AWS_LAMBDA_FUNCTION_NAME=FUNCTION_NAME,
-    )
-    return env
-
-
 def run_child(
     module: str,
     code_path: list[Path],
@@ -277,13 +241,15 @@ def run_child(
     python_args: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], str]:
     """Import `module` in a fresh interpreter (and invoke it once); returns its JSON, stderr."""
-    return spawn(
-        [sys.executable, *python_args],
-        [module],
-        extra,
-        _child_env(code_path, database_url),
-        timeout=180,
+    env = {**os.environ, **FAKE_AWS_CREDENTIALS}
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    env.update(
+        PYTHONPATH=os.pathsep.join(str(p) for p in [*code_path, ROOT]),
+        PYTHONDONTWRITEBYTECODE="1",
+        DATABASE_URL=database_url,
+        AWS_LAMBDA_FUNCTION_NAME=FUNCTION_NAME,
     )
+    return spawn([sys.executable, *python_args], [module], extra, env, timeout=180)
 
 
 def _statement_trips(trips: list[Any]) -> list[str]:
@@ -386,10 +352,7 @@ def code_copies() -> Iterator[dict[str, list[Path]]]:
         for name in ("bytecode", "source"):
             shutil.copytree(PACKAGE_DIR, base / name / "users_api", ignore=ignore)
             shutil.copy2(FLOOR_SOURCE, base / name / "floor_handler.py")
-        subprocess.run(
-            [*COMPILE_ALL, str(base / "bytecode")],
-            check=True,
-        )
+        subprocess.run([*COMPILE_ALL, str(base / "bytecode")], check=True)
         _copy_site_packages(base / "site")
         yield {
             "bytecode": [base / "bytecode"],
@@ -785,67 +748,56 @@ def _one_line(trip: str) -> str:
     return " ".join(trip.split())
 
 
-def evaluate_targets(report: dict[str, Any]) -> list[dict[str, str]]:
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "NOT met"
+def target(name: str, measured: str, met: bool) -> dict[str, str]:
+    """One line of the TARGETS table."""
+    return {"target": name, "measured": measured, "verdict": "met" if met else "NOT met"}
 
-    rows = []
+
+def evaluate_targets(report: dict[str, Any]) -> list[dict[str, str]]:
     proxied = [row for row in report["warm"] if row["mode"] == "proxy"]
     worst = max(proxied, key=lambda row: row["ratio_p50"])
-    rows.append(
-        {
-            "target": f"warm p50 through proxy <= {TARGET_WARM_RATIO}x floor (worst route)",
-            "measured": f"{worst['ratio_p50']:.2f}x ({worst['route']})",
-            "verdict": verdict(worst["ratio_p50"] <= TARGET_WARM_RATIO),
-        }
-    )
-    same = all(row["floor"]["round_trips"] == row["project"]["round_trips"] for row in proxied)
-    counts = ", ".join(
-        f"{row['project']['round_trips']}/{row['floor']['round_trips']}" for row in proxied
-    )
-    rows.append(
-        {
-            "target": "warm round trips equal to the floor's (project/floor)",
-            "measured": counts,
-            "verdict": verdict(same),
-        }
-    )
-    first = report["cold"]["project"]["first_round_trips_median"]
-    rows.append(
-        {
-            "target": f"first invocation <= {TARGET_FIRST_ROUND_TRIPS} round trips",
-            "measured": f"{first:g} (floor {report['cold']['floor']['first_round_trips']})",
-            "verdict": verdict(first <= TARGET_FIRST_ROUND_TRIPS),
-        }
-    )
     cold = report["cold"]
+    trips = cold["project"]["first_round_trips_median"]
     first = (
         cold["project"]["first_invocation_ms_median"] / cold["floor"]["first_invocation_ms_median"]
     )
-    rows.append(
-        {
-            "target": f"first invocation <= {TARGET_FIRST_RATIO:g}x floor's (bytecode)",
-            "measured": f"{first:.2f}x",
-            "verdict": verdict(first <= TARGET_FIRST_RATIO),
-        }
-    )
-    ratio = cold["project"]["total_ratio"]
-    rows.append(
-        {
-            "target": f"import + first invocation <= {TARGET_IMPORT_RATIO:g}x floor's (bytecode)",
-            "measured": f"{ratio:.2f}x",
-            "verdict": verdict(ratio <= TARGET_IMPORT_RATIO),
-        }
-    )
-    bundle = report["bundle"]
-    if "error" not in bundle:
-        size = mib(bundle["unzipped_bytes"])
+    rows = [
+        target(
+            f"warm p50 through proxy <= {TARGET_WARM_RATIO}x floor (worst route)",
+            f"{worst['ratio_p50']:.2f}x ({worst['route']})",
+            worst["ratio_p50"] <= TARGET_WARM_RATIO,
+        ),
+        target(
+            "warm round trips equal to the floor's (project/floor)",
+            ", ".join(
+                f"{r['project']['round_trips']}/{r['floor']['round_trips']}" for r in proxied
+            ),
+            all(r["floor"]["round_trips"] == r["project"]["round_trips"] for r in proxied),
+        ),
+        target(
+            f"first invocation <= {TARGET_FIRST_ROUND_TRIPS} round trips",
+            f"{trips:g} (floor {cold['floor']['first_round_trips']})",
+            trips <= TARGET_FIRST_ROUND_TRIPS,
+        ),
+        target(
+            f"first invocation <= {TARGET_FIRST_RATIO:g}x floor's (bytecode)",
+            f"{first:.2f}x",
+            first <= TARGET_FIRST_RATIO,
+        ),
+        target(
+            f"import + first invocation <= {TARGET_IMPORT_RATIO:g}x floor's (bytecode)",
+            f"{cold['project']['total_ratio']:.2f}x",
+            cold["project"]["total_ratio"] <= TARGET_IMPORT_RATIO,
+        ),
+    ]
+    if "error" not in report["bundle"]:
+        size = mib(report["bundle"]["unzipped_bytes"])
         rows.append(
-            {
-                "target": f"bundle < {TARGET_BUNDLE_MIB:g} MiB unzipped",
-                "measured": f"{size:.1f} MiB",
-                "verdict": verdict(size < TARGET_BUNDLE_MIB),
-            }
+            target(
+                f"bundle < {TARGET_BUNDLE_MIB:g} MiB unzipped",
+                f"{size:.1f} MiB",
+                size < TARGET_BUNDLE_MIB,
+            )
         )
     return rows
 

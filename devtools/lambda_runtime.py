@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,13 +58,28 @@ class LambdaContext:
         return max(int((self.timeout_s - (time.monotonic() - self._started)) * 1000), 0)
 
 
-def _body_fields(body: bytes) -> dict[str, Any]:
-    if not body:
-        return {"body": None, "isBase64Encoded": False}
-    try:
-        return {"body": body.decode("utf-8"), "isBase64Encoded": False}
-    except UnicodeDecodeError:
-        return {"body": base64.b64encode(body).decode(), "isBase64Encoded": True}
+@dataclass(frozen=True)
+class Request:
+    """What a client sent, as both payload formats carry it: the one signature of
+    `http_api_event(method, path, query=..., headers=..., body=..., ...)` and
+    `rest_api_event(...)`."""
+
+    method: str
+    path: str
+    query: str = ""
+    headers: dict[str, str] | None = None
+    body: bytes = b""
+    request_id: str | None = None
+    stage: str | None = None  # None: the API's default stage
+    claims: dict[str, Any] | None = None  # what the API's authorizer passed on
+
+    def body_fields(self) -> dict[str, Any]:
+        if not self.body:
+            return {"body": None, "isBase64Encoded": False}
+        try:
+            return {"body": self.body.decode("utf-8"), "isBase64Encoded": False}
+        except UnicodeDecodeError:
+            return {"body": base64.b64encode(self.body).decode(), "isBase64Encoded": True}
 
 
 def _now() -> tuple[str, int]:
@@ -71,33 +87,39 @@ def _now() -> tuple[str, int]:
     return now.strftime("%d/%b/%Y:%H:%M:%S +0000"), int(now.timestamp() * 1000)
 
 
-def http_api_event(
-    method: str,
-    path: str,
-    *,
-    query: str = "",
-    headers: dict[str, str] | None = None,
-    body: bytes = b"",
-    request_id: str | None = None,
-    stage: str = "$default",
-    claims: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def _event_builder(shape: Callable[[Request], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """`shape`, called as `builder(method, path, **the other fields of Request)`."""
+
+    def build(method: str, path: str, **fields: Any) -> dict[str, Any]:
+        return shape(Request(method.upper(), path, **fields))
+
+    build.__name__, build.__qualname__, build.__doc__ = (
+        shape.__name__,
+        shape.__name__,
+        shape.__doc__,
+    )
+    return build
+
+
+@_event_builder
+def http_api_event(request: Request) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) proxy event for the `$default` route.
 
     `claims`: what a JWT authorizer passed on after validating the caller's token.
     """
-    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     time_text, time_epoch = _now()
-    raw_path = path if stage == "$default" else f"/{stage}{path}"
+    stage = request.stage or "$default"
+    raw_path = request.path if stage == "$default" else f"/{stage}{request.path}"
     query_params: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
+    for key, value in parse_qsl(request.query, keep_blank_values=True):
         query_params[key] = f"{query_params[key]},{value}" if key in query_params else value
     cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": raw_path,
-        "rawQueryString": query,
+        "rawQueryString": request.query,
         "headers": headers,
         "requestContext": {
             "accountId": ACCOUNT_ID,
@@ -105,22 +127,22 @@ def http_api_event(
             "domainName": headers.get("host", f"{API_ID}.execute-api.us-east-1.amazonaws.com"),
             "domainPrefix": API_ID,
             "http": {
-                "method": method.upper(),
+                "method": request.method,
                 "path": raw_path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
                 "userAgent": headers.get("user-agent", ""),
             },
-            "requestId": request_id or uuid.uuid4().hex[:16] + "=",
+            "requestId": request.request_id or uuid.uuid4().hex[:16] + "=",
             "routeKey": "$default",
             "stage": stage,
             "time": time_text,
             "timeEpoch": time_epoch,
         },
-        **_body_fields(body),
+        **request.body_fields(),
     }
-    if claims is not None:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+    if request.claims is not None:
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": request.claims, "scopes": None}}
     if query_params:
         event["queryStringParameters"] = query_params
     if cookies:
@@ -128,30 +150,22 @@ def http_api_event(
     return event
 
 
-def rest_api_event(
-    method: str,
-    path: str,
-    *,
-    query: str = "",
-    headers: dict[str, str] | None = None,
-    body: bytes = b"",
-    request_id: str | None = None,
-    stage: str = "prod",
-    claims: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+@_event_builder
+def rest_api_event(request: Request) -> dict[str, Any]:
     """An API Gateway REST API (payload 1.0) proxy event, as for a `/{proxy+}` resource.
 
     `claims`: what a Cognito user pool authorizer passed on.
     """
-    headers = dict(headers or {})
+    headers = dict(request.headers or {})
     time_text, time_epoch = _now()
+    stage, path = request.stage or "prod", request.path
     multi: dict[str, list[str]] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
+    for key, value in parse_qsl(request.query, keep_blank_values=True):
         multi.setdefault(key, []).append(value)
     event: dict[str, Any] = {
         "resource": "/{proxy+}",
         "path": path,
-        "httpMethod": method.upper(),
+        "httpMethod": request.method,
         "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
@@ -163,19 +177,19 @@ def rest_api_event(
             "apiId": API_ID,
             "resourceId": "abc123",
             "resourcePath": "/{proxy+}",
-            "httpMethod": method.upper(),
+            "httpMethod": request.method,
             "path": f"/{stage}{path}",
             "protocol": "HTTP/1.1",
-            "requestId": request_id or str(uuid.uuid4()),
+            "requestId": request.request_id or str(uuid.uuid4()),
             "requestTime": time_text,
             "requestTimeEpoch": time_epoch,
             "stage": stage,
             "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
         },
-        **_body_fields(body),
+        **request.body_fields(),
     }
-    if claims is not None:
-        event["requestContext"]["authorizer"] = {"claims": claims}
+    if request.claims is not None:
+        event["requestContext"]["authorizer"] = {"claims": request.claims}
     return event
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -70,6 +71,14 @@ class TcpProxy:
         with self._lock:
             self.round_trips = 0
             self.connections = 0
+
+    def counts(self) -> tuple[int, int]:
+        """(round trips, connections) since the last reset, once every proxied connection
+        has ended (so a closing Terminate is counted)."""
+        deadline = time.monotonic() + 2
+        while self._writers and time.monotonic() < deadline:
+            time.sleep(0.0002)
+        return self.round_trips, self.connections
 
     def __enter__(self) -> TcpProxy:
         return self.start()
