@@ -253,7 +253,8 @@ def run_child(
 
 
 def _statement_trips(trips: list[Any]) -> list[str]:
-    return [trip.describe() for trip in trips]
+    """Each round trip on one line (SQL as the client formatted it spans several)."""
+    return [" ".join(trip.describe().split()) for trip in trips]
 
 
 def _extras(project: list[str], floor: list[str]) -> list[str]:
@@ -290,7 +291,7 @@ def run_trace(handlers: Handlers, url: str, code_path: list[Path]) -> dict[str, 
             tracer.reset()
             run_child(module, code_path, traced_url, "--route", "get_one")
             tracer.wait_idle()
-            out["first"][name] = _statement_trips(tracer.round_trips())
+            out["first"][name] = _statement_trips(tracer.trips())
         handlers.point_at(traced_url)
         for name in ("floor", "project"):  # the engine's first connect happens here
             handlers.invoke(name, ROUTES["get_one"].event(0))
@@ -301,7 +302,7 @@ def run_trace(handlers: Handlers, url: str, code_path: list[Path]) -> dict[str, 
                 tracer.reset()
                 handlers.invoke(name, route.event(1))
                 tracer.wait_idle()
-                per_route[name] = _statement_trips(tracer.round_trips())
+                per_route[name] = _statement_trips(tracer.trips())
             per_route["extra"] = _extras(per_route["project"], per_route["floor"])
             out["warm"][route.label] = per_route
     out["first"]["extra"] = _extras(out["first"]["project"], out["first"]["floor"])
@@ -597,16 +598,13 @@ def _warm_section(report: dict[str, Any]) -> Iterator[str]:
     )
     yield header
     yield "-" * len(header)
-    for row in report["warm"]:
+    for row in report["warm"]:  # direct: no proxy counted, so round trips are "-"
         f, p = row["floor"], row["project"]
-        rt_f = f["round_trips"] if row["mode"] == "proxy" else "-"
-        rt_p = p["round_trips"] if row["mode"] == "proxy" else "-"
-        conn = p["connections"] if row["mode"] == "proxy" else "-"
         yield (
             f"{row['mode']:6} {row['route']:20} {f['p50_ms']:9.2f} {f['p99_ms']:7.2f} "
             f"{p['p50_ms']:11.2f} {p['p99_ms']:7.2f} {row['ratio_p50']:5.2f}x "
-            f"{row['ratio_p99']:5.2f}x {rt_f:>8} {rt_p:>7} {conn:>4} "
-            f"{f['errors'] + p['errors']:>3}"
+            f"{row['ratio_p99']:5.2f}x {f['round_trips']:>8} {p['round_trips']:>7} "
+            f"{p['connections']:>4} {f['errors'] + p['errors']:>3}"
         )
     direct = {row["route"]: row for row in report["warm"] if row["mode"] == "direct"}
     per_trip = [
@@ -663,19 +661,14 @@ def _trace_section(report: dict[str, Any]) -> Iterator[str]:
         ("warm GET /users/{id}, project", trace["warm"]["GET /users/{id}"]["project"]),
     ):
         yield f"  {title}: {len(trips)} round trips"
-        for i, trip in enumerate(trips, 1):
-            yield f"    {i:2}. {_one_line(trip)}"
-    yield f"  beyond the floor, first invocation: {len(trace['first']['extra'])}"
-    for trip in trace["first"]["extra"]:
-        yield f"    + {_one_line(trip)}"
-    for label, per_route in trace["warm"].items():
-        extra = per_route["extra"]
+        yield from (f"    {i:2}. {trip}" for i, trip in enumerate(trips, 1))
+    warm = [(f"warm {label}", trips) for label, trips in trace["warm"].items()]
+    for label, trips in [("first invocation", trace["first"]), *warm]:
         yield (
-            f"  beyond the floor, warm {label}: {len(extra)} "
-            f"(floor {len(per_route['floor'])}, project {len(per_route['project'])})"
+            f"  beyond the floor, {label}: {len(trips['extra'])} "
+            f"(floor {len(trips['floor'])}, project {len(trips['project'])})"
         )
-        for trip in extra:
-            yield f"    + {_one_line(trip)}"
+        yield from (f"    + {trip}" for trip in trips["extra"])
 
 
 def _imports_section(report: dict[str, Any]) -> Iterator[str]:
@@ -742,10 +735,6 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     sections.append(["TARGETS (reported, never enforced)", *targets])
     return "\n\n".join("\n".join(section) for section in sections)
-
-
-def _one_line(trip: str) -> str:
-    return " ".join(trip.split())
 
 
 def target(name: str, measured: str, met: bool) -> dict[str, str]:

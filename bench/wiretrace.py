@@ -1,6 +1,6 @@
 """A loopback TCP proxy that decodes the PostgreSQL wire protocol the client sends.
 
-It groups the client's messages into round trips the way `devtools.tcp_proxy.TcpProxy`
+A `devtools.tcp_proxy.TcpProxy` that groups the client's messages into round trips as it
 counts them (a new round trip starts each time the client speaks after the server did) and
 keeps the SQL of each one, so the benchmark can list the exact statements a handler sends.
 Diagnostic only: no delay, and the numbers it reports are counts, never timings.
@@ -8,17 +8,13 @@ Diagnostic only: no delay, and the numbers it reports are counts, never timings.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import struct
-import threading
-import time
 from dataclasses import dataclass, field
 
-_CHUNK = 65536
-_SSL_REQUEST = 80877103
-_GSS_REQUEST = 80877104
-_CANCEL_REQUEST = 80877102
+from devtools.tcp_proxy import TcpProxy
+
+# Request codes in place of a protocol version, before the StartupMessage.
+_STARTUP_CODES = {80877103: "SSLRequest", 80877104: "GSSENCRequest", 80877102: "CancelRequest"}
 
 # Frontend message types (protocol 3.0) that can appear in a round trip.
 _NAMES = {
@@ -77,15 +73,8 @@ class _ClientStream:
                 if len(self.buffer) < length:
                     return
                 self.buffer = self.buffer[length:]
-                if code == _SSL_REQUEST:
-                    flight.messages.append("SSLRequest")
-                elif code == _GSS_REQUEST:
-                    flight.messages.append("GSSENCRequest")
-                elif code == _CANCEL_REQUEST:
-                    flight.messages.append("CancelRequest")
-                else:
-                    flight.messages.append("Startup")
-                    self.startup = False
+                flight.messages.append(_STARTUP_CODES.get(code, "Startup"))
+                self.startup = code in _STARTUP_CODES
                 continue
             if len(self.buffer) < 5:
                 return
@@ -117,91 +106,32 @@ class _ClientStream:
                 flight.sql.append(sql)
 
 
-class TracingProxy:
+class TracingProxy(TcpProxy):
     """Forwards loopback connections to a PostgreSQL server and records what clients send."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.connections: list[list[RoundTrip]] = []
-        self._open = 0
-        self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port: int = s.getsockname()[1]
-
-    def __enter__(self) -> TracingProxy:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def close() -> None:
-            if self._server is not None:
-                self._server.close()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
+        super().__init__(target_host, target_port)
+        self.traced: list[list[RoundTrip]] = []  # per connection, in order of opening
 
     def reset(self) -> None:
         with self._lock:
-            self.connections = []
+            self.traced = []
 
-    def wait_idle(self, timeout: float = 2.0) -> bool:
-        """Wait until every proxied connection has ended (its last message is counted)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._open == 0:
-                    return True
-            time.sleep(0.002)
-        return False
-
-    def round_trips(self) -> list[RoundTrip]:
+    def trips(self) -> list[RoundTrip]:
         """Every round trip since the last reset, connections in order of opening."""
         with self._lock:
-            return [trip for conn in self.connections for trip in conn]
+            return [trip for conn in self.traced for trip in conn]
 
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+    def _opened(self) -> tuple[list[RoundTrip], _ClientStream]:
         trips: list[RoundTrip] = []
         with self._lock:
-            self.connections.append(trips)
-            self._open += 1
-        try:
-            server_r, server_w = await asyncio.open_connection(*self.target)
-        except OSError:
-            client_w.transport.abort()
-            with self._lock:
-                self._open -= 1
-            return
-        parser = _ClientStream()
-        last = {"from": "server"}
+            self.traced.append(trips)
+        return trips, _ClientStream()
 
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, side: str) -> None:
-            try:
-                while data := await src.read(_CHUNK):
-                    if side == "client":
-                        if last["from"] == "server":
-                            trips.append(RoundTrip())
-                        parser.feed(data, trips[-1])
-                    last["from"] = side
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        try:
-            await asyncio.gather(
-                pump(client_r, server_w, "client"), pump(server_r, client_w, "server")
-            )
-        finally:
-            with self._lock:
-                self._open -= 1
+    def _client_sent(
+        self, connection: tuple[list[RoundTrip], _ClientStream], data: bytes, new_round_trip: bool
+    ) -> None:
+        trips, parser = connection
+        if new_round_trip:
+            trips.append(RoundTrip())
+        parser.feed(data, trips[-1])

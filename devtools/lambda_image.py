@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import glob
 import io
-import platform
 import re
 import shutil
 import subprocess
@@ -37,12 +36,12 @@ import time
 from pathlib import Path
 
 from devtools.container_engine import STATE_DIR, podman
+from devtools.local_function import host_architecture
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements" / "lambda-image.txt"
 SAM_SITE = ROOT / ".venv-sam" / "lib"
 BASE_REPO = "localhost/users-api-lambda/python"
-ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 WHEEL_PLATFORMS = {
     "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
     "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
@@ -78,11 +77,6 @@ main([sys.argv[0], sys.argv[1] if len(sys.argv) > 1 else os.environ["_HANDLER"]]
 
 class CannotBuild(Exception):
     """Something this machine lacks for the image (the message says what)."""
-
-
-def host_architecture() -> str:
-    machine = platform.machine().lower()
-    return ARCHITECTURES.get(machine, machine)
 
 
 def base_image(architecture: str) -> str:
@@ -264,7 +258,7 @@ def build(architecture: str | None = None, python: str | None = None) -> float:
 
 
 def remove(*architectures: str) -> None:
-    for architecture in architectures or sorted(set(ARCHITECTURES.values())):
+    for architecture in architectures or sorted(WHEEL_PLATFORMS):
         for name in (rapid_image(architecture), base_image(architecture)):
             if image_exists(name):
                 podman("rmi", "--force", name)

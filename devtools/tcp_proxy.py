@@ -64,6 +64,7 @@ class TcpProxy:
 
     def close(self) -> None:
         self.stop()
+        self.wait_idle()  # let the cut connections' tasks end before their loop stops
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
@@ -72,12 +73,16 @@ class TcpProxy:
             self.round_trips = 0
             self.connections = 0
 
-    def counts(self) -> tuple[int, int]:
-        """(round trips, connections) since the last reset, once every proxied connection
-        has ended (so a closing Terminate is counted)."""
-        deadline = time.monotonic() + 2
+    def wait_idle(self, timeout: float = 2.0) -> None:
+        """Wait until every proxied connection has ended (its closing message is seen)."""
+        deadline = time.monotonic() + timeout
         while self._writers and time.monotonic() < deadline:
             time.sleep(0.0002)
+
+    def counts(self) -> tuple[int, int]:
+        """(round trips, connections) since the last reset, once the proxy is idle (so a
+        closing Terminate is counted)."""
+        self.wait_idle()
         return self.round_trips, self.connections
 
     def __enter__(self) -> TcpProxy:
@@ -85,6 +90,15 @@ class TcpProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- hooks for a subclass that reads what clients send (bench/wiretrace.py) ---------
+
+    def _opened(self) -> Any:
+        """State for one new connection, handed to `_client_sent`."""
+        return None
+
+    def _client_sent(self, connection: Any, data: bytes, new_round_trip: bool) -> None:
+        """A chunk from the client; `new_round_trip` when it speaks after the server did."""
 
     # --- the proxy, on its own loop -----------------------------------------------------
 
@@ -100,9 +114,8 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for writer in list(self._writers):
+        for writer in list(self._writers):  # each connection's task then ends and drops them
             writer.transport.abort()
-        self._writers.clear()
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self._writers.add(client_w)
@@ -117,16 +130,21 @@ class TcpProxy:
             server_r, server_w = await asyncio.open_connection(*self.target)
         except OSError:
             client_w.transport.abort()
+            self._writers.discard(client_w)
             return
         self._writers.add(server_w)
+        connection = self._opened()
         last = {"from": "server"}  # a connection opens with the client speaking first
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, side: str) -> None:
             try:
                 while data := await src.read(_CHUNK):
-                    if side == "client" and last["from"] == "server":
-                        with self._lock:
-                            self.round_trips += 1
+                    if side == "client":
+                        new_round_trip = last["from"] == "server"
+                        if new_round_trip:
+                            with self._lock:
+                                self.round_trips += 1
+                        self._client_sent(connection, data, new_round_trip)
                     last["from"] = side
                     if self.delay_s:
                         await asyncio.sleep(self.delay_s)
