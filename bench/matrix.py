@@ -45,21 +45,25 @@ from pathlib import Path
 from typing import Any
 
 from bench.child import spawn
+from bench.run import (
+    COMPILE_ALL,
+    FUNCTION_NAME,
+    PROXY_DELAY_S,
+    ROOT,
+    TARGET_FIRST_RATIO,
+    TARGET_FIRST_ROUND_TRIPS,
+    TARGET_WARM_RATIO,
+    code_copies,
+    prepare_database,
+    target,
+)
+from bench.run import TARGET_IMPORT_RATIO as TARGET_TOTAL_RATIO
 from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 
-ROOT = Path(__file__).resolve().parents[1]
-PROXY_DELAY_S = 0.0005
-FUNCTION_NAME = "UsersApiFunction"
 TLS_HOSTNAME = "localhost"  # the certificate's only name; the client dials it
 CONFIGS = ("password/TCP", "IAM/TLS")
 SERVINGS = ("venv", "bundle")
 HANDLERS = {"floor": "floor_handler", "project": "users_api.handler"}
-
-# The targets of the issue (reported, never enforced).
-TARGET_FIRST_RATIO = 3.0
-TARGET_TOTAL_RATIO = 9.0
-TARGET_WARM_RATIO = 1.15
-TARGET_FIRST_ROUND_TRIPS = 12
 
 
 def log(message: str) -> None:
@@ -104,10 +108,7 @@ def servings(bytecode_copy: Path) -> Iterator[list[Serving]]:
     with tempfile.TemporaryDirectory(prefix="users-api-floor-") as tmp:
         floor_dir = Path(tmp)  # the floor's one module, beside (not inside) the bundle
         shutil.copy2(bytecode_copy / "floor_handler.py", floor_dir)
-        subprocess.run(
-            [python, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", tmp],
-            check=True,
-        )
+        subprocess.run([python, *COMPILE_ALL[1:], tmp], check=True)
         # -S: no site-packages, only the bundle (as /var/task); ROOT for bench and devtools.
         yield [*found, Serving("bundle", (python, "-S"), (floor_dir, bundle, ROOT))]
 
@@ -290,15 +291,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def evaluate_targets(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    def check(target: str, values: list[tuple[str, float]], limit: float, unit: str) -> None:
+    def check(name: str, values: list[tuple[str, float]], limit: float, unit: str) -> None:
         worst_label, worst = max(values, key=lambda item: item[1])
-        verdicts.append(
-            {
-                "target": target,
-                "measured": f"{worst:.2f}{unit} (worst: {worst_label})",
-                "verdict": "met" if worst <= limit else "NOT met",
-            }
-        )
+        verdicts.append(target(name, f"{worst:.2f}{unit} (worst: {worst_label})", worst <= limit))
 
     verdicts: list[dict[str, str]] = []
     label = [f"{row['config']} {row['serving']}" for row in rows]
@@ -368,7 +363,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.update(FAKE_AWS_CREDENTIALS)
 
-    from bench.run import code_copies, prepare_database
     from devtools.postgres import postgres_server, scratch_database
 
     started = time.monotonic()

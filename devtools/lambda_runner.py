@@ -141,17 +141,11 @@ class LambdaRunner:
         return self.submit(event, context).result()[1]
 
     def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: str = "",
-        headers: dict[str, str] | None = None,
-        body: bytes = b"",
-        build_event: EventBuilder = http_api_event,
+        self, method: str, path: str, build_event: EventBuilder = http_api_event, **fields: Any
     ) -> tuple[dict[str, Any], Any]:
-        """An HTTP request as API Gateway's event, invoked; returns (event, result)."""
-        event = build_event(method, path, query=query, headers=headers or {}, body=body)
+        """An HTTP request (the fields of lambda_runtime.Request) as API Gateway's event,
+        invoked; returns (event, result)."""
+        event = build_event(method, path, **fields)
         return event, self.invoke(event)
 
     def close(self) -> None:
