@@ -47,13 +47,14 @@ from typing import Any
 from bench.child import spawn
 from bench.run import (
     COMPILE_ALL,
-    FUNCTION_NAME,
     PROXY_DELAY_S,
     ROOT,
     TARGET_FIRST_RATIO,
     TARGET_FIRST_ROUND_TRIPS,
     TARGET_WARM_RATIO,
+    child_env,
     code_copies,
+    host_port,
     prepare_database,
     target,
 )
@@ -122,8 +123,8 @@ def configurations(pg_url: str) -> Iterator[dict[str, tuple[dict[str, str], Any]
     from devtools.pgbouncer import pgbouncer
     from devtools.tls import make_certificates
 
-    target = make_url(pg_url)
-    host, port, database = target.host or "127.0.0.1", target.port or 5432, target.database
+    host, port = host_port(pg_url)
+    database = make_url(pg_url).database
     with contextlib.ExitStack() as stack:
         certs_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tls-")))
         certs = make_certificates(certs_dir, TLS_HOSTNAME)
@@ -160,20 +161,10 @@ def _child(
     serving: Serving, db_env: dict[str, str], before: list[str], after: list[str]
 ) -> dict[str, Any]:
     """`python -m bench.child BEFORE... OUT_JSON AFTER...` in a fresh interpreter."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DB_", "PYTHON", "SSL_")) and name != "DATABASE_URL"
-    }
-    env.update(FAKE_AWS_CREDENTIALS)
-    env.update(db_env)
-    env.update(
-        PYTHONPATH=os.pathsep.join(map(str, serving.path)),
-        PYTHONDONTWRITEBYTECODE="1",
-        AWS_LAMBDA_FUNCTION_NAME=FUNCTION_NAME,
-    )
     try:
-        result, _ = spawn(serving.python, before, after, env, timeout=300)
+        result, _ = spawn(
+            serving.python, before, after, child_env(serving.path, db_env), timeout=300
+        )
     except RuntimeError as exc:
         raise RuntimeError(f"{serving.name}: {exc}") from None
     return result

@@ -87,10 +87,22 @@ def span(values: list[int]) -> str:
 # --- database -----------------------------------------------------------------------------
 
 
-def with_host(url: str, host: str, port: int, driver: str = "postgresql+asyncpg") -> str:
+def host_port(url: str) -> tuple[str, int]:
     from sqlalchemy.engine import make_url
 
-    return make_url(url).set(drivername=driver, host=host, port=port).render_as_string(False)
+    target = make_url(url)
+    return target.host or "127.0.0.1", target.port or 5432
+
+
+def with_host(url: str, host: str, port: int) -> str:
+    """`url` for SQLAlchemy's asyncpg driver, at `host`:`port`."""
+    from sqlalchemy.engine import make_url
+
+    return (
+        make_url(url)
+        .set(drivername="postgresql+asyncpg", host=host, port=port)
+        .render_as_string(False)
+    )
 
 
 def prepare_database(url: str) -> None:
@@ -157,14 +169,11 @@ def counting_proxy(url: str, in_process: bool) -> Any:
     """The delaying, round-trip-counting proxy in front of the database at `url`; with
     `in_process` its thread shares the GIL with the handler (`--proxy-in-process`, to compare
     with the default: the same proxy in a process of its own)."""
-    from sqlalchemy.engine import make_url
-
     from bench.proxy_process import ProxyProcess
     from devtools.tcp_proxy import TcpProxy
 
-    target = make_url(url)
     kind = TcpProxy if in_process else ProxyProcess
-    return kind(target.host or "127.0.0.1", target.port or 5432, delay_s=PROXY_DELAY_S)
+    return kind(*host_port(url), delay_s=PROXY_DELAY_S)
 
 
 # --- 1. warm invocations ------------------------------------------------------------------
@@ -233,6 +242,24 @@ def run_warm(
 # --- 2. the SQL of each round trip ----------------------------------------------------------
 
 
+def child_env(path: Iterable[Path], db_env: dict[str, str]) -> dict[str, str]:
+    """A fresh interpreter's environment: this one's without its database, Python and TLS
+    settings, plus fake AWS credentials, the function's name, `path` and `db_env`."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DB_", "PYTHON", "SSL_")) and name != "DATABASE_URL"
+    }
+    return {
+        **env,
+        **FAKE_AWS_CREDENTIALS,
+        **db_env,
+        "PYTHONPATH": os.pathsep.join(map(str, path)),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
+    }
+
+
 def run_child(
     module: str,
     code_path: list[Path],
@@ -241,14 +268,7 @@ def run_child(
     python_args: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], str]:
     """Import `module` in a fresh interpreter (and invoke it once); returns its JSON, stderr."""
-    env = {**os.environ, **FAKE_AWS_CREDENTIALS}
-    env.pop("PYTHONPYCACHEPREFIX", None)
-    env.update(
-        PYTHONPATH=os.pathsep.join(str(p) for p in [*code_path, ROOT]),
-        PYTHONDONTWRITEBYTECODE="1",
-        DATABASE_URL=database_url,
-        AWS_LAMBDA_FUNCTION_NAME=FUNCTION_NAME,
-    )
+    env = child_env([*code_path, ROOT], {"DATABASE_URL": database_url})
     return spawn([sys.executable, *python_args], [module], extra, env, timeout=180)
 
 
@@ -278,14 +298,11 @@ def _extras(project: list[str], floor: list[str]) -> list[str]:
 
 
 def run_trace(handlers: Handlers, url: str, code_path: list[Path]) -> dict[str, Any]:
-    from sqlalchemy.engine import make_url
-
     from bench.routes import ROUTES
     from bench.wiretrace import TracingProxy
 
-    target = make_url(url)
     out: dict[str, Any] = {"first": {}, "warm": {}}
-    with TracingProxy(target.host or "127.0.0.1", target.port or 5432) as tracer:
+    with TracingProxy(*host_port(url)) as tracer:
         traced_url = with_host(url, "127.0.0.1", tracer.port)
         for name, module in (("floor", "floor_handler"), ("project", "users_api.handler")):
             tracer.reset()
@@ -871,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
             prepare_database(url)
             handlers = Handlers()
             warm: list[WarmResult] = []
-            direct = with_host(url, target.host or "127.0.0.1", target.port or 5432)
+            direct = with_host(url, *host_port(url))
             warm += run_warm(handlers, "direct", direct, None, iterations, warmup)
             with counting_proxy(url, args.proxy_in_process) as proxy:
                 proxied = with_host(url, "127.0.0.1", proxy.port)
