@@ -93,11 +93,9 @@ def _event_builder(shape: Callable[[Request], dict[str, Any]]) -> Callable[..., 
     def build(method: str, path: str, **fields: Any) -> dict[str, Any]:
         return shape(Request(method.upper(), path, **fields))
 
-    build.__name__, build.__qualname__, build.__doc__ = (
-        shape.__name__,
-        shape.__name__,
-        shape.__doc__,
-    )
+    # Not functools.wraps: the builder's signature is its own, not the shape's.
+    build.__name__ = build.__qualname__ = shape.__name__
+    build.__doc__ = shape.__doc__
     return build
 
 
