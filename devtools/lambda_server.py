@@ -77,18 +77,15 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
         """The request body (chunked or sized); None when over API Gateway's limit."""
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             chunks, total = [], 0
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    break
+            while size := int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16):
                 total += size
                 if total > MAX_REQUEST_BYTES:
                     self.close_connection = True
                     return None
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
             return b"".join(chunks)
         length = int(self.headers.get("content-length") or 0)
         if length > MAX_REQUEST_BYTES:
