@@ -31,12 +31,13 @@ import tempfile
 import time
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.child import spawn
+from devtools.lambda_runner import Handler
 from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,8 @@ TARGET_IMPORT_RATIO = 9.0  # import + first invocation
 TARGET_FIRST_RATIO = 3.0
 TARGET_BUNDLE_MIB = 25.0
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# Sources only: the copies are byte-compiled (or not) on purpose.
+SOURCES_ONLY = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 
 def log(message: str) -> None:
@@ -343,14 +345,13 @@ def _copy_site_packages(dest: Path) -> None:
     import importlib.metadata
 
     dest.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
     for name in _requirement_names():
         dist = importlib.metadata.distribution(name)
         tops = {Path(str(f)).parts[0] for f in dist.files or ()}
         for top in sorted(t for t in tops if t not in ("..", "__pycache__")):
             source = Path(str(dist.locate_file(top)))
             if source.is_dir():
-                shutil.copytree(source, dest / top, ignore=ignore, dirs_exist_ok=True)
+                shutil.copytree(source, dest / top, ignore=SOURCES_ONLY, dirs_exist_ok=True)
             elif source.is_file() and source.suffix not in (".pyc", ".pyo"):
                 shutil.copy2(source, dest / top)
 
@@ -366,9 +367,8 @@ def code_copies() -> Iterator[dict[str, list[Path]]]:
     """
     with tempfile.TemporaryDirectory(prefix="users-api-bench-") as tmp:
         base = Path(tmp)
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
         for name in ("bytecode", "source"):
-            shutil.copytree(PACKAGE_DIR, base / name / "users_api", ignore=ignore)
+            shutil.copytree(PACKAGE_DIR, base / name / "users_api", ignore=SOURCES_ONLY)
             shutil.copy2(FLOOR_SOURCE, base / name / "floor_handler.py")
         subprocess.run([*COMPILE_ALL, str(base / "bytecode")], check=True)
         _copy_site_packages(base / "site")
