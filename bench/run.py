@@ -484,7 +484,6 @@ def import_profile(url: str, paths: dict[str, list[Path]], runs: int) -> dict[st
         same = [next((o for o in other if o.name == line.name), line) for other, _ in trees]
         line.self_us = int(statistics.median(o.self_us for o in same))
         line.cumulative_us = int(statistics.median(o.cumulative_us for o in same))
-    result = {"modules": modules}
     by_package: dict[str, int] = defaultdict(int)
     for line in tree:
         by_package[line.name.split(".")[0]] += line.self_us
@@ -502,7 +501,7 @@ def import_profile(url: str, paths: dict[str, list[Path]], runs: int) -> dict[st
     for name in WATCHED_IMPORTS:
         index = next((i for i, line in enumerate(tree) if line.name == name), None)
         watched[name] = {
-            "imported": name in result["modules"],
+            "imported": name in modules,
             "cumulative_ms": tree[index].cumulative_us / 1000 if index is not None else None,
             "via": importer_chain(index)[:4] if index is not None else [],
         }
