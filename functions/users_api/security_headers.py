@@ -22,16 +22,17 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-NO_STORE = "no-store"
+# Header values as the ASGI messages carry them (bytes), encoded once, not per request.
+NO_STORE = b"no-store"
 CACHE_RULES = {
-    "/docs": "public, max-age=3600",
-    "/docs/oauth2-redirect": "public, max-age=3600",
-    "/redoc": "public, max-age=3600",
-    "/openapi.json": "public, max-age=300",
+    "/docs": b"public, max-age=3600",
+    "/docs/oauth2-redirect": b"public, max-age=3600",
+    "/redoc": b"public, max-age=3600",
+    "/openapi.json": b"public, max-age=300",
 }
 DOCS_PAGES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
-HSTS = "max-age=31536000; includeSubDomains"
-API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+HSTS = b"max-age=31536000; includeSubDomains"
+API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 # What the documentation pages load, all from the app (routes/docs.py): Swagger UI's and
 # ReDoc's scripts and styles, inline styles and data: images they generate, ReDoc's web
 # worker (a blob: URL). Nothing from another origin, so the pages work offline.
@@ -90,10 +91,10 @@ class SecurityHeadersMiddleware:
             b"x-content-type-options": b"nosniff",
             b"referrer-policy": b"no-referrer",
             b"x-frame-options": b"DENY",
-            b"cache-control": CACHE_RULES.get(path, NO_STORE).encode(),
+            b"cache-control": CACHE_RULES.get(path, NO_STORE),
         }
         if served_over_https(scope):
-            defaults[b"strict-transport-security"] = HSTS.encode()
+            defaults[b"strict-transport-security"] = HSTS
         if path in DOCS_PAGES:
             await self._docs_page(scope, receive, send, defaults)
             return
@@ -102,7 +103,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = with_defaults(
                     list(message.get("headers", [])),
-                    {**defaults, b"content-security-policy": API_CSP.encode()},
+                    {**defaults, b"content-security-policy": API_CSP},
                 )
                 message = {**message, "headers": headers}
             await send(message)
