@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 EXPIRES_S = 900  # the most RDS accepts
@@ -68,7 +69,10 @@ def auth_token(
     now: float | None = None,
 ) -> str:
     """The token to send as the password for `user` at `host:port` (valid 15 minutes)."""
-    timestamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    # datetime, as botocore: it rounds to the microsecond, where time.gmtime truncates, so
+    # an instant a hair before a whole second is stamped with that second by both.
+    instant = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    timestamp = instant.strftime("%Y%m%dT%H%M%SZ")
     date = timestamp[:8]
     scope = f"{date}/{region}/{SERVICE}/aws4_request"
     params = [
