@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -32,7 +33,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import Message
-from os import environ
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -178,7 +178,7 @@ class Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Every step, then the clean-up; the exit code."""
+    """Run every step, then the clean-up; return the exit code."""
     args = parse_args(argv)
     client = Client(args.url.rstrip("/"), args.token, args.timeout)
     steps = (STEPS[0], READ_ONLY_STEP, *STEPS[1:]) if args.read_token else STEPS
@@ -317,7 +317,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--token", help="Bearer token sent on every request (default: $SMOKE_TOKEN)")
     add("--read-token", help="read-only token: check it cannot write (default: $SMOKE_READ_TOKEN)")
     parser.set_defaults(
-        token=environ.get("SMOKE_TOKEN"), read_token=environ.get("SMOKE_READ_TOKEN")
+        token=os.environ.get("SMOKE_TOKEN"), read_token=os.environ.get("SMOKE_READ_TOKEN")
     )
     add("--require-writes", action="store_true", help="exit 1 when writes need a missing token")
     add("--timeout", type=float, default=10.0, help="seconds per request (default %(default)g)")
