@@ -393,6 +393,37 @@ def test_an_unhealthy_api_fails_at_health_and_creates_nothing(server: httpx.Clie
     assert "CLEAN" not in result.stdout
 
 
+def test_a_redirect_fails_the_step_instead_of_being_followed(server: httpx.Client) -> None:
+    """The API never redirects: a 3xx is reported, even when its Location would answer."""
+    target = base_url(server)
+
+    class Redirecting(ReplyingHandler):
+        def do_GET(self) -> None:
+            self._reply(302, [("location", target + self.path)], b"")
+
+    with serving_in_thread(HTTPServer(("127.0.0.1", 0), Redirecting)) as redirecting:
+        host, port = redirecting.server_address[:2]
+        result = run_smoke(f"http://{host}:{port}")
+    assert result.returncode == 1
+    assert step_lines(result.stdout)[0] == ("FAIL", "health"), result.stdout
+    assert "expected 200, got 302" in result.stdout
+
+
+def test_a_user_that_cannot_be_deleted_is_reported_left_and_fails_the_run(
+    server: httpx.Client,
+) -> None:
+    def no_deletes(method: str, _path: str, _body: bytes) -> int | None:
+        return 500 if method == "DELETE" else None
+
+    with FaultyProxy(base_url(server), no_deletes) as proxy:
+        result = run_smoke(proxy.url)
+    assert result.returncode == 1
+    assert ("FAIL", "delete user") in step_lines(result.stdout)
+    assert re.search(r"^LEFT +delete user \d+ ", result.stdout, re.MULTILINE), result.stdout
+    assert result.stdout.splitlines()[-1].startswith("FAILED delete user, delete user ")
+    assert len(server.get("/users").json()) == 1  # the user reported as left behind
+
+
 def test_an_unreachable_url_fails_at_health() -> None:
     result = run_smoke(f"http://127.0.0.1:{free_port()}", "--timeout", "2")
     assert result.returncode == 1
