@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import io
 import re
 import shutil
 import subprocess
@@ -92,19 +91,8 @@ def image_exists(name: str) -> bool:
     return podman("image", "exists", name, check=False).returncode == 0
 
 
-def images_ready(architecture: str | None = None) -> bool:
-    architecture = architecture or host_architecture()
+def images_ready(architecture: str) -> bool:
     return image_exists(base_image(architecture)) and image_exists(rapid_image(architecture))
-
-
-def _python_home(python: str) -> Path:
-    out = subprocess.run(  # noqa: S603 - a local interpreter with fixed arguments
-        [python, "-c", "import sys; print(sys.base_prefix)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(out.stdout.strip())
 
 
 def _copy_python(home: Path, lang: Path) -> None:
@@ -165,12 +153,7 @@ def _shared_libraries(rootfs: Path) -> set[Path]:
             found = Path(match[1])
             if not found.is_relative_to(rootfs):
                 needed.add(found)
-    cache = subprocess.run(
-        ["ldconfig", "-p"],  # noqa: S607 - the host's library cache
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    cache = subprocess.check_output(["ldconfig", "-p"], text=True)  # noqa: S607 - the host cache
     for name in MANYLINUX2014_LIBS:
         match = re.search(rf"^\s*{re.escape(name)} \(libc6,x86-64\) => (\S+)$", cache, re.M)
         match = match or re.search(rf"^\s*{re.escape(name)} \([^)]*\) => (\S+)$", cache, re.M)
@@ -180,7 +163,8 @@ def _shared_libraries(rootfs: Path) -> set[Path]:
 
 
 def build_rootfs(rootfs: Path, python: str, architecture: str) -> None:
-    home = _python_home(python)
+    where = [python, "-c", "import sys; print(sys.base_prefix)"]
+    home = Path(subprocess.check_output(where, text=True).strip())  # noqa: S603
     _copy_python(home, rootfs / "var" / "lang")
     _install_runtime(rootfs / "var" / "runtime", architecture)
     lib64 = rootfs / "lib64"
@@ -198,10 +182,8 @@ def build_rootfs(rootfs: Path, python: str, architecture: str) -> None:
 
 
 def _rie(architecture: str) -> Path:
-    rapid = SAM_SITE.glob(
-        f"python3*/site-packages/samcli/local/rapid/aws-lambda-rie-{architecture}"
-    )
-    found = sorted(rapid)
+    rie = f"python3*/site-packages/samcli/local/rapid/aws-lambda-rie-{architecture}"
+    found = sorted(SAM_SITE.glob(rie))
     if not found:
         raise CannotBuild("SAM CLI is not installed in .venv-sam: run `make sam-setup`")
     return found[0]
@@ -213,14 +195,11 @@ def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def build(architecture: str | None = None, python: str | None = None) -> float:
-    """Build the base and rapid images; returns the seconds it took."""
-    started = time.monotonic()
-    architecture = architecture or host_architecture()
-    if python is None:
-        from infra.bundling import find_python312
+def build(architecture: str) -> None:
+    """Build the base and rapid images."""
+    from infra.bundling import find_python312
 
-        python = find_python312()
+    python = find_python312()
     if python is None:
         raise CannotBuild(
             "no CPython 3.12 on this machine to put in the image (python3.12 on PATH or "
@@ -229,14 +208,11 @@ def build(architecture: str | None = None, python: str | None = None) -> float:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     remove(architecture)  # not left behind untagged when the new ones take the names
     with tempfile.TemporaryDirectory(dir=STATE_DIR) as work:
-        rootfs = Path(work) / "rootfs"
+        rootfs, tar_path = Path(work) / "rootfs", Path(work) / "rootfs.tar"
         build_rootfs(rootfs, python, architecture)
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
+        with tarfile.open(tar_path, "w") as tar:
             for child in sorted(rootfs.iterdir()):
                 tar.add(child, arcname=child.name, filter=_root_owned)
-        tar_path = Path(work) / "rootfs.tar"
-        tar_path.write_bytes(archive.getvalue())
         changes = [f"ENV {name}={value}" for name, value in IMAGE_ENV.items()]
         changes += ["WORKDIR /var/task", 'ENTRYPOINT ["/var/runtime/bootstrap"]']
         podman(
@@ -254,7 +230,6 @@ def build(architecture: str | None = None, python: str | None = None) -> float:
             "build", "--pull=never", "--network=none", "--quiet",
             "-t", rapid_image(architecture), str(context), timeout=600,
         )  # fmt: skip
-    return time.monotonic() - started
 
 
 def remove(*architectures: str) -> None:
@@ -267,21 +242,18 @@ def remove(*architectures: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.lambda_image")
-    parser.add_argument("action", choices=("build", "remove", "check"))
-    parser.add_argument("--if-missing", action="store_true", help="build only when absent")
-    args = parser.parse_args(argv)
-    if args.action == "remove":
+    parser.add_argument("action", choices=("build", "remove"))
+    if parser.parse_args(argv).action == "remove":
         remove()
-    elif args.action == "check":
-        return 0 if images_ready() else 1
-    elif not (args.if_missing and images_ready()):
-        try:
-            seconds = build()
-        except CannotBuild as exc:
-            print(f"cannot build the local Lambda images: {exc}", file=sys.stderr)
-            return 1
-        arch = host_architecture()
-        print(f"built {base_image(arch)} and {rapid_image(arch)} in {seconds:.1f} s")
+        return 0
+    started, arch = time.monotonic(), host_architecture()
+    try:
+        build(arch)
+    except CannotBuild as exc:
+        print(f"cannot build the local Lambda images: {exc}", file=sys.stderr)
+        return 1
+    seconds = time.monotonic() - started
+    print(f"built {base_image(arch)} and {rapid_image(arch)} in {seconds:.1f} s")
     return 0
 
 
