@@ -1,20 +1,20 @@
 """The connection storm: many Lambda execution environments at once, then no connections left.
 
 Lambda scales out by adding execution environments, each a process with its own NullPool
-engine, each serving one invocation at a time. This runs that shape on loopback:
+engine serving one invocation at a time. This runs that shape on loopback (bench/README.md,
+"The connection storm", tells more and shows a run):
 
 0. floor: one worker alone, 100 invocations through the same pooler (the storm's ratios).
-1. storm: W worker processes (default 50) import the real handler and serve one /health, then
-   all at once serve N invocations in all (default 2,000: create, get, list, patch, delete
-   in turn), through pgbouncer in transaction mode with 10 server connections, the stand-in
-   for RDS Proxy's connection budget. Reported: statuses, p50/p99 of the handler call, the
-   most server connections PostgreSQL saw.
-2. pooler client limit: pgbouncer's max_client_conn is lowered (online reload) and every
-   client slot is held by idle connections; the same workers invoke again: each answer
-   should be 503 within the bound; the slots are released and the same processes, not
-   restarted, invoke again.
-3. max_connections: a private PostgreSQL of our own (max_connections = workers + 10) with every
-   slot held, the workers connecting to it directly; 503 within the bound, then recovery.
+1. storm: W worker processes (default 50), each having imported the real handler and served
+   one /health, serve N invocations in all (default 2,000: create, get, list, patch, delete
+   in turn) through pgbouncer in transaction mode with 10 server connections (RDS Proxy's
+   connection budget). Reported: statuses, p50/p99 of the handler call, the most server
+   connections PostgreSQL saw.
+2. pooler client limit: pgbouncer's max_client_conn lowered (online reload), every client
+   slot held; each answer should be a 503 within the bound; then the slots are released and
+   the same processes, not restarted, invoke again.
+3. max_connections: the same on a private PostgreSQL (max_connections = workers + 10), the
+   workers connecting to it directly.
 
 Run: `make storm` (or `python -m bench.storm --help` with PYTHONPATH=functions:.). Like
 bench.run it only reports: the exit status is non-zero only when the run itself fails.
@@ -391,20 +391,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_report(report: list[dict[str, Any]], workers: int) -> None:
     print(f"\n{workers} worker processes; bound for a 503: {BOUND_S:.0f} s")
-    print(
-        "| phase | invocations | statuses | p50 ms | p99 ms | max ms | slowest 5xx ms "
-        "| wall s | per s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    columns = ["phase", "invocations", "statuses", "p50_ms", "p99_ms", "max_ms"]
+    columns += ["slowest_5xx_ms", "wall_s", "per_s"]
+    print("| " + " | ".join(c.replace("_", " ") for c in columns) + " |")
+    print("|---" * len(columns) + "|")
     for row in report:
-        statuses = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items())
-        slowest = row["slowest_5xx_ms"] or "-"
-        if row["slowest_5xx_ms"] and not row["5xx_within_bound"]:
-            slowest = f"{slowest} (over the bound)"
-        print(
-            f"| {row['phase']} | {row['invocations']} | {statuses} | {row['p50_ms']} "
-            f"| {row['p99_ms']} | {row['max_ms']} | {slowest} | {row['wall_s']} | {row['per_s']} |"
-        )
+        cells = {**row, "statuses": ", ".join(f"{k}: {v}" for k, v in row["statuses"].items())}
+        cells["slowest_5xx_ms"] = row["slowest_5xx_ms"] or "-"
+        if not row["5xx_within_bound"]:
+            cells["slowest_5xx_ms"] = f"{row['slowest_5xx_ms']} (over the bound)"
+        print("| " + " | ".join(str(cells[c]) for c in columns) + " |")
     storm = report[1]
     print(
         f"storm / one worker alone: p50 {storm['p50_x_floor']}x, "
