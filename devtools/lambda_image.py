@@ -1,21 +1,18 @@
 """A local look-alike of the Lambda python3.12 base image, built from local files only.
 
-`sam local` runs a zip function in AWS's Lambda base image for its runtime, plus a "rapid"
-layer with the runtime interface emulator (aws-lambda-rie, shipped inside SAM CLI's own
-package). Where no container registry is reachable, this builds both images with podman and
-no network: `podman import` of a root file system made here, then `podman build
---pull=never --network=none` for the rapid layer. sam uses them through `--invoke-image`
-and `--skip-pull-image` (devtools/sam_local.py), so they carry names of their own
-(BASE_REPO) and never shadow the real image on a machine that can pull.
+sam runs a zip function in AWS's Lambda base image plus a "rapid" layer holding the runtime
+interface emulator (aws-lambda-rie, shipped inside SAM CLI's package). Where no registry is
+reachable, this builds both with podman and no network: `podman import` of a root file
+system made here, then `podman build --pull=never --network=none` for the rapid layer. sam
+uses them through `--invoke-image` and `--skip-pull-image` (devtools/sam_local.py); their
+names are the project's own (BASE_REPO), so they never shadow the real image.
 
-The root file system holds what the real image provides to this function:
-- /var/lang: CPython 3.12, copied from the interpreter the bundler uses
-  (infra.bundling.find_python312), without its tests, Tk and IDLE;
-- /var/runtime: awslambdaric and its dependencies (requirements/lambda-image.txt, wheels
-  for the image's architecture) and a `bootstrap` that runs it, as the real image's does;
-- /lib64: the dynamic loader and the shared libraries that Python, its extension modules
-  and the manylinux2014 wheels of a bundle link against (`librt.so.1` included);
-- /etc: a passwd, group and nsswitch.conf so that host names resolve from /etc/hosts.
+The root file system: CPython 3.12 in /var/lang (copied from the bundler's interpreter,
+infra.bundling.find_python312, without tests, Tk and IDLE); awslambdaric and its
+dependencies in /var/runtime (requirements/lambda-image.txt) with a `bootstrap` that runs it
+as the real image's does; in /lib64 the loader and the libraries that Python, its extension
+modules and manylinux2014 wheels link against (`librt.so.1` included); in /etc a passwd,
+group and nsswitch.conf, so that host names resolve from /etc/hosts.
 
     python -m devtools.lambda_image build     # both images (about 10 s)
     python -m devtools.lambda_image remove
@@ -51,7 +48,8 @@ MANYLINUX2014_LIBS = (
     "libgcc_s.so.1", "libstdc++.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libc.so.6",
     "libnsl.so.1", "libutil.so.1", "libpthread.so.0", "libresolv.so.2", "libcrypt.so.1",
 )  # fmt: skip
-SKIPPED_STDLIB = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "site-packages"}
+# Left out of the copied standard library, at any depth, with "config-*" and "_tkinter*".
+SKIPPED_STDLIB = ("test", "idlelib", "tkinter", "turtledemo", "ensurepip", "site-packages")
 IMAGE_ENV = {
     "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin",
     "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
@@ -103,17 +101,10 @@ def _copy_python(home: Path, lang: Path) -> None:
     (lang / "lib").mkdir()
     for library in glob.glob(str(home / "lib" / "libpython3*.so*")):
         shutil.copy2(library, lang / "lib", follow_symlinks=True)
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        top = Path(directory) == home / "lib" / "python3.12"
-        return {
-            n
-            for n in names
-            if (top and n in SKIPPED_STDLIB) or n.startswith(("config-", "_tkinter"))
-        }
-
-    shutil.copytree(home / "lib" / "python3.12", lang / "lib" / "python3.12", ignore=ignore)
-    (lang / "lib" / "python3.12" / "site-packages").mkdir()
+    stdlib = lang / "lib" / "python3.12"
+    ignore = shutil.ignore_patterns(*SKIPPED_STDLIB, "config-*", "_tkinter*")
+    shutil.copytree(home / "lib" / "python3.12", stdlib, ignore=ignore)
+    (stdlib / "site-packages").mkdir()
 
 
 def _install_runtime(runtime: Path, architecture: str) -> None:
@@ -141,14 +132,10 @@ def _shared_libraries(rootfs: Path) -> set[Path]:
     needed: set[Path] = set()
     elf_files = [rootfs / "var" / "lang" / "bin" / "python3.12"]
     elf_files += [Path(p) for p in glob.glob(str(rootfs / "**" / "*.so*"), recursive=True)]
+    env = {"LD_LIBRARY_PATH": str(rootfs / "var" / "lang" / "lib")}
     for path in elf_files:
-        result = subprocess.run(  # noqa: S603 - ldd on files built here
-            ["ldd", str(path)],  # noqa: S607 - the host's ldd
-            capture_output=True,
-            text=True,
-            check=False,
-            env={"LD_LIBRARY_PATH": str(rootfs / "var" / "lang" / "lib")},
-        )
+        ldd = ["ldd", str(path)]  # the host's, on files built here
+        result = subprocess.run(ldd, capture_output=True, text=True, env=env, check=False)  # noqa: S603
         for match in _LDD_LINE.finditer(result.stdout):
             found = Path(match[1])
             if not found.is_relative_to(rootfs):
