@@ -369,9 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--invocations", type=int, default=2000)
-    parser.add_argument(
-        "--exhaustion-invocations", type=int, default=5, help="per worker and phase"
-    )
+    parser.add_argument("--exhaustion-invocations", type=int, default=5, help="per worker")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
