@@ -123,11 +123,6 @@ def local_template(template: Path, architecture: str, bundle: Path, out: Path) -
 # --- the database -----------------------------------------------------------------------
 
 
-def function_env_vars(env_vars: Path, function: str) -> dict[str, str]:
-    data = json.loads(env_vars.read_text(encoding="utf-8"))
-    return {**data.get("Parameters", {}), **data.get(function, {})}
-
-
 def migrate(variables: dict[str, str], db_host: str, db_port: int) -> None:
     """Migrate the database env.json names, reached from this machine at db_host:db_port."""
     user, name = variables.get("DB_USER", "postgres"), variables.get("DB_NAME", "postgres")
@@ -183,7 +178,8 @@ def session(
     and the database relay, for as long as the block runs."""
     if not template.is_file():
         raise SystemExit(f"{template} does not exist: run `make synth` first")
-    variables = function_env_vars(env_vars, function)
+    data = json.loads(env_vars.read_text(encoding="utf-8"))
+    variables = {**data.get("Parameters", {}), **data.get(function, {})}
     migrate(variables, *db)
     engine = container_engine.find_engine()
     try:
