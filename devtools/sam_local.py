@@ -89,8 +89,7 @@ def host_bundle(architecture: str, key: str) -> Path:
     if not out.is_dir():
         from infra import bundling
 
-        x86 = architecture == "x86_64"
-        platforms = bundling.X86_64_PLATFORMS if x86 else bundling.PLATFORMS
+        platforms = bundling.X86_64_PLATFORMS if architecture == "x86_64" else bundling.PLATFORMS
         staging = out.with_name(out.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         bundling.build_bundle(staging, platforms)
