@@ -2,19 +2,15 @@
 
 Lambda scales out by adding execution environments, each a process with its own NullPool
 engine serving one invocation at a time. This runs that shape on loopback (bench/README.md,
-"The connection storm", tells more and shows a run):
+"The connection storm and exhaustion", tells more and shows a run):
 
 0. floor: one worker alone, 100 invocations through the same pooler (the storm's ratios).
-1. storm: W worker processes (default 50), each having imported the real handler and served
-   one /health, serve N invocations in all (default 2,000: create, get, list, patch, delete
-   in turn) through pgbouncer in transaction mode with 10 server connections (RDS Proxy's
-   connection budget). Reported: statuses, p50/p99 of the handler call, the most server
-   connections PostgreSQL saw.
-2. pooler client limit: pgbouncer's max_client_conn lowered (online reload), every client
-   slot held; each answer should be a 503 within the bound; then the slots are released and
-   the same processes, not restarted, invoke again.
-3. max_connections: the same on a private PostgreSQL (max_connections = workers + 10), the
-   workers connecting to it directly.
+1. storm: W workers (default 50), warm, serve N invocations in all (default 2,000) through
+   pgbouncer with 10 server connections (RDS Proxy's budget): statuses, p50/p99 of the
+   handler call, the most server connections PostgreSQL saw.
+2. pooler client limit: max_client_conn lowered online, every slot held: each answer should
+   be a 503 within the bound; then the slots are released and the same processes invoke again.
+3. max_connections: the same on a private PostgreSQL (max_connections = workers + 10).
 
 Run: `make storm` (or `python -m bench.storm --help` with PYTHONPATH=functions:.). Like
 bench.run it only reports: the exit status is non-zero only when the run itself fails.
