@@ -330,7 +330,8 @@ def through_pgbouncer(args: argparse.Namespace) -> list[Phase]:
     with postgres_server() as server, scratch_database(server, database) as url:
         migrated(url)
         target = urlsplit(url)
-        bouncer = StormPgbouncer(target.hostname or "127.0.0.1", target.port or 5432).start()
+        bouncer = StormPgbouncer(target.hostname or "127.0.0.1", target.port or 5432)
+        bouncer.start()
         try:
             via_bouncer = f"{bouncer.url}/{database}"
             # The floor, same run, same pooler: one environment alone, no one to wait for.
