@@ -1,20 +1,16 @@
 """The connection storm: many Lambda execution environments at once, then no connections left.
 
 Lambda scales out by adding execution environments, each a process with its own NullPool
-engine, each serving one invocation at a time. This runs that shape on loopback:
+engine serving one invocation at a time. This runs that shape on loopback (bench/README.md,
+"The connection storm and exhaustion", tells more and shows a run):
 
 0. floor: one worker alone, 100 invocations through the same pooler (the storm's ratios).
-1. storm: W worker processes (default 50) import the real handler and serve one /health, then
-   all at once serve N invocations in all (default 2,000: create, get, list, patch, delete
-   in turn), through pgbouncer in transaction mode with 10 server connections, the stand-in
-   for RDS Proxy's connection budget. Reported: statuses, p50/p99 of the handler call, the
-   most server connections PostgreSQL saw.
-2. pooler client limit: pgbouncer's max_client_conn is lowered (online reload) and every
-   client slot is held by idle connections; the same workers invoke again: each answer
-   should be 503 within the bound; the slots are released and the same processes, not
-   restarted, invoke again.
-3. max_connections: a private PostgreSQL of our own (max_connections = workers + 10) with every
-   slot held, the workers connecting to it directly; 503 within the bound, then recovery.
+1. storm: W workers (default 50), warm, serve N invocations in all (default 2,000) through
+   pgbouncer with 10 server connections (RDS Proxy's budget): statuses, p50/p99 of the
+   handler call, the most server connections PostgreSQL saw.
+2. pooler client limit: max_client_conn lowered online, every slot held: each answer should
+   be a 503 within the bound; then the slots are released and the same processes invoke again.
+3. max_connections: the same on a private PostgreSQL (max_connections = workers + 10).
 
 Run: `make storm` (or `python -m bench.storm --help` with PYTHONPATH=functions:.). Like
 bench.run it only reports: the exit status is non-zero only when the run itself fails.
@@ -25,8 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
+import re
+import select
 import statistics
 import subprocess
 import sys
@@ -37,8 +36,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
 
 from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
+from devtools.pgbouncer import Pgbouncer
+from devtools.postgres import postgres_server, private_postgres, scratch_database
+from devtools.postgres import run as run_async
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CONNECTIONS = 10  # pgbouncer's default_pool_size: RDS Proxy's budget, scaled down
@@ -52,8 +57,8 @@ BOUND_S = CONNECT_TIMEOUT_S + 1.0
 # is the one that shows.
 POOLER_WAIT_TIMEOUT_S = 30
 PHASE_TIMEOUT_S = 600.0
-HELD_CLIENT_SLOTS = 10
-SOLO_INVOCATIONS = 100  # the pooler's lowered max_client_conn, all held
+HELD_CLIENT_SLOTS = 10  # the pooler's lowered max_client_conn, all held
+SOLO_INVOCATIONS = 100
 PRIVATE_HEADROOM = 10  # max_connections of the private PostgreSQL: workers + this
 
 
@@ -73,47 +78,41 @@ def worker() -> None:
     from devtools.lambda_runtime import LambdaContext, http_api_event, response_body
     from users_api.handler import handler
 
-    pid = os.getpid()
-    user_id: int | None = None
-    done = 0
-
-    def invoke(method: str, path: str, body: dict[str, Any] | None, query: str = "") -> Any:
+    def invoke(method: str, path: str, body: Any = None, query: str = "") -> tuple[int, float, Any]:
         raw = json.dumps(body).encode() if body is not None else b""
         headers = {"content-type": "application/json"} if body is not None else {}
         event = http_api_event(method, path, query=query, headers=headers, body=raw)
         started = time.perf_counter()
         result = handler(event, LambdaContext(timeout_s=15))
         elapsed = (time.perf_counter() - started) * 1000
-        payload = json.loads(response_body(result) or b"null")
-        return result["statusCode"], elapsed, payload
+        return result["statusCode"], elapsed, json.loads(response_body(result) or b"null")
 
     # One invocation before the burst: the driver and dialect load on first use, and 50 of
     # those at once on a 2-core machine would measure the CPU, not the connections. (Cold
     # starts are bench/run.py's subject.) It need not succeed: the database may be full.
-    status, warmup_ms, _ = invoke("GET", "/health", None)
-    print(json.dumps({"ready": pid, "warmup": [status, warmup_ms]}), file=out, flush=True)
+    status, warmup_ms, _ = invoke("GET", "/health")
+    print(json.dumps([status, warmup_ms]), file=out, flush=True)
+    user_id: int | None = None
+    numbers = itertools.count()  # this worker's invocations, across batches
     for line in sys.stdin:
-        count = int(line)
         samples: list[tuple[int, float]] = []
-        for _ in range(count):
-            step = done % 5
+        for n in itertools.islice(numbers, int(line)):
             target = f"/users/{user_id}"
-            if step == 0 or user_id is None:  # (again, when the last create failed)
-                email = f"storm{pid}-{done}@example.com"
-                status, ms, payload = invoke("POST", "/users", {"name": "S", "email": email})
+            if n % 5 == 0 or user_id is None:  # (again, when the last create failed)
+                body = {"name": "S", "email": f"storm{os.getpid()}-{n}@example.com"}
+                status, ms, payload = invoke("POST", "/users", body)
                 user_id = payload.get("id") if status == 201 else None
-            elif step == 1:
-                status, ms, _ = invoke("GET", target, None)
-            elif step == 2:
-                status, ms, _ = invoke("GET", "/users", None, "limit=50")
-            elif step == 3:
-                status, ms, _ = invoke("PATCH", target, {"name": f"S{done}"})
+            elif n % 5 == 1:
+                status, ms, _ = invoke("GET", target)
+            elif n % 5 == 2:
+                status, ms, _ = invoke("GET", "/users", query="limit=50")
+            elif n % 5 == 3:
+                status, ms, _ = invoke("PATCH", target, {"name": f"S{n}"})
             else:
-                status, ms, _ = invoke("DELETE", target, None)
+                status, ms, _ = invoke("DELETE", target)
                 user_id = None
             samples.append((status, ms))
-            done += 1
-        print(json.dumps({"samples": samples}), file=out, flush=True)
+        print(json.dumps(samples), file=out, flush=True)
 
 
 # --- the fleet of workers ----------------------------------------------------------------
@@ -122,41 +121,38 @@ def worker() -> None:
 @dataclass
 class Phase:
     name: str
-    invocations: int = 0
+    samples: list[tuple[int, float]] = field(default_factory=list)  # (status, ms) each
     wall_s: float = 0.0
-    statuses: Counter[int] = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)
     max_server_connections: int | None = None
-    slowest_5xx_ms: float | None = None
 
     def summary(self) -> dict[str, Any]:
-        lat = sorted(self.latencies_ms)
+        lat = sorted(ms for _, ms in self.samples)
         pct = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else lat * 99
+        statuses = Counter(status for status, _ in self.samples)
+        slowest_5xx = max((ms for status, ms in self.samples if status >= 500), default=None)
         return {
             "phase": self.name,
-            "invocations": self.invocations,
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "invocations": len(self.samples),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
             "p50_ms": round(pct[49], 1),
             "p99_ms": round(pct[98], 1),
             "max_ms": round(lat[-1], 1),
             "wall_s": round(self.wall_s, 2),
-            "per_s": round(self.invocations / self.wall_s, 1) if self.wall_s else None,
+            "per_s": round(len(self.samples) / self.wall_s, 1) if self.wall_s else None,
             "max_server_connections": self.max_server_connections,
-            "slowest_5xx_ms": round(self.slowest_5xx_ms, 1) if self.slowest_5xx_ms else None,
-            "5xx_within_bound": self.slowest_5xx_ms is None
-            or self.slowest_5xx_ms <= BOUND_S * 1000,
+            "slowest_5xx_ms": round(slowest_5xx, 1) if slowest_5xx else None,
+            "5xx_within_bound": slowest_5xx is None or slowest_5xx <= BOUND_S * 1000,
         }
 
 
 class Fleet:
-    """W worker processes, started at once, each importing the handler before the first go."""
+    """W worker processes, started at once, each importing the handler and serving one
+    /health before the first phase; stopped when the `with` block ends."""
 
     def __init__(self, count: int, database_url: str) -> None:
         env = {
             **os.environ,
-            **FAKE_AWS_CREDENTIALS,
             "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}",
-            "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_LAMBDA_FUNCTION_NAME": "UsersApiFunction",
             "DATABASE_URL": database_url,
             "DB_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S),
@@ -164,6 +160,7 @@ class Fleet:
             "POWERTOOLS_METRICS_NAMESPACE": "UsersApiStorm",
             "LOG_LEVEL": "WARNING",
         }
+        started = time.perf_counter()
         self.processes = [
             subprocess.Popen(
                 [sys.executable, "-m", "bench.storm", "--worker"],
@@ -175,48 +172,39 @@ class Fleet:
             )
             for _ in range(count)
         ]
-        # Ready: imported, and one invocation served.
-        self.warmups = [self._read(process)["warmup"] for process in self.processes]
+        warmups = Counter(status for status, _ in self._answers())
+        ready_s = time.perf_counter() - started
+        log(f"{count} workers ready in {ready_s:.1f} s (one /health served: {dict(warmups)})")
 
-    def _read(self, process: subprocess.Popen[str]) -> dict[str, Any]:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"worker {process.pid} exited ({process.poll()})")
-        return dict(json.loads(line))
+    def _answers(self) -> Iterator[Any]:
+        """Each worker's next line, within PHASE_TIMEOUT_S for them all."""
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        for process in self.processes:
+            assert process.stdout is not None
+            if not select.select([process.stdout], [], [], max(deadline - time.monotonic(), 0))[0]:
+                raise RuntimeError(f"worker {process.pid}: no answer within {PHASE_TIMEOUT_S} s")
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"worker {process.pid} exited ({process.poll()})")
+            yield json.loads(line)
 
     def run(self, phase: Phase, total: int) -> Phase:
-        shares = [total // len(self.processes)] * len(self.processes)
-        for i in range(total % len(self.processes)):
-            shares[i] += 1
+        """`total` invocations shared among the workers, all at once."""
+        count = len(self.processes)
         started = time.perf_counter()
-        for process, share in zip(self.processes, shares, strict=True):
+        for i, process in enumerate(self.processes):
             assert process.stdin is not None
-            process.stdin.write(f"{share}\n")
+            process.stdin.write(f"{total // count + (i < total % count)}\n")
             process.stdin.flush()
-        results: list[dict[str, Any]] = [{}] * len(self.processes)
-
-        def collect(i: int) -> None:
-            results[i] = self._read(self.processes[i])
-
-        threads = [threading.Thread(target=collect, args=(i,)) for i in range(len(shares))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(PHASE_TIMEOUT_S)
-            if thread.is_alive():
-                raise RuntimeError(f"{phase.name}: a worker did not finish in {PHASE_TIMEOUT_S} s")
+        phase.samples = [(status, ms) for answer in self._answers() for status, ms in answer]
         phase.wall_s = time.perf_counter() - started
-        for result in results:
-            for status, ms in result["samples"]:
-                phase.statuses[status] += 1
-                phase.latencies_ms.append(ms)
-                if status >= 500:
-                    phase.slowest_5xx_ms = max(phase.slowest_5xx_ms or 0.0, ms)
-        phase.invocations = sum(phase.statuses.values())
+        log(f"{phase.name}: {phase.summary()}")
         return phase
 
-    def close(self) -> None:
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         for process in self.processes:
             if process.stdin is not None:
                 process.stdin.close()
@@ -228,71 +216,44 @@ class Fleet:
                 process.wait()
 
 
-@contextlib.contextmanager
-def fleet(count: int, database_url: str) -> Iterator[Fleet]:
-    started = time.perf_counter()
-    workers = Fleet(count, database_url)
-    statuses = Counter(status for status, _ in workers.warmups)
-    log(
-        f"{count} workers ready in {time.perf_counter() - started:.1f} s "
-        f"(imported, one /health served: {dict(statuses)})"
-    )
-    try:
-        yield workers
-    finally:
-        workers.close()
-
-
 # --- the database side ----------------------------------------------------------------
 
 
-def run_async(coro: Any) -> Any:
-    from devtools.postgres import run
+@contextlib.contextmanager
+def peak_server_connections(phase: Phase, admin_url: str, database: str) -> Iterator[None]:
+    """PostgreSQL's client backends on `database`, sampled every 20 ms while the block
+    runs: the most seen is the phase's max_server_connections."""
+    phase.max_server_connections = 0
+    stop = threading.Event()
 
-    return run(coro)
-
-
-class ServerConnections:
-    """Samples PostgreSQL's client backends on one database while a phase runs."""
-
-    def __init__(self, admin_url: str, database: str) -> None:
-        self.admin_url = admin_url
-        self.database = database
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: run_async(self._sample()), daemon=True)
-
-    async def _sample(self) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.admin_url)
+    async def sample() -> None:
+        conn = await asyncpg.connect(admin_url)
         try:
-            while not self._stop.is_set():
+            peak = 0
+            while not stop.is_set():
                 count = await conn.fetchval(
                     "SELECT count(*) FROM pg_stat_activity"
                     " WHERE datname = $1 AND backend_type = 'client backend'"
                     " AND pid <> pg_backend_pid()",
-                    self.database,
+                    database,
                 )
-                self.peak = max(self.peak, count)
+                phase.max_server_connections = peak = max(peak, count)
                 await asyncio.sleep(0.02)
         finally:
             await conn.close()
 
-    def __enter__(self) -> ServerConnections:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    thread = threading.Thread(target=run_async, args=(sample(),), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 @contextlib.contextmanager
 def held_connections(url: str, at_most: int) -> Iterator[int]:
     """Open idle connections until the server refuses one (or `at_most`), and hold them."""
-    import asyncpg
-
     loop = asyncio.new_event_loop()
     held: list[Any] = []
     try:
@@ -317,48 +278,27 @@ def migrated(url: str) -> str:
     return sa_url
 
 
-def tuned_pgbouncer(target_host: str, target_port: int) -> Any:
-    from devtools.pgbouncer import Pgbouncer
+class StormPgbouncer(Pgbouncer):
+    """The tests' pgbouncer with the storm's pool size and wait, and a client limit to lower."""
 
-    class StormPgbouncer(Pgbouncer):
-        """The tests' pgbouncer with the storm's pool size and a client limit to lower."""
+    max_clients: int = 1000
 
-        max_clients: int = 1000
-
-        def _write_config(self) -> Path:
-            config = super()._write_config()
-            text = config.read_text()
-            text = text.replace(
-                "default_pool_size = 4", f"default_pool_size = {SERVER_CONNECTIONS}"
-            )
-            text = text.replace("max_client_conn = 500", f"max_client_conn = {self.max_clients}")
-            text = text.replace(
-                "query_wait_timeout = 5", f"query_wait_timeout = {POOLER_WAIT_TIMEOUT_S}"
-            )
-            config.write_text(text)
-            return config
-
-    return StormPgbouncer(target_host, target_port)
-
-
-# --- the run --------------------------------------------------------------------------
-
-
-def exhausted_then_recovered(
-    workers: Fleet, name: str, hold: contextlib.AbstractContextManager[int], per_worker: int
-) -> list[Phase]:
-    total = per_worker * len(workers.processes)
-    with hold as slots:
-        log(f"{name}: {slots} slots held; {total} invocations")
-        exhausted = workers.run(Phase(f"{name}: exhausted"), total)
-        log(f"{name}: {exhausted.summary()}")
-    recovered = workers.run(Phase(f"{name}: released, same processes"), total)
-    log(f"{name}: {recovered.summary()}")
-    return [exhausted, recovered]
+    def _write_config(self) -> Path:
+        config = super()._write_config()
+        settings = {
+            "default_pool_size": SERVER_CONNECTIONS,
+            "max_client_conn": self.max_clients,
+            "query_wait_timeout": POOLER_WAIT_TIMEOUT_S,
+        }
+        text = config.read_text()
+        for key, value in settings.items():
+            text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.MULTILINE)
+        config.write_text(text)
+        return config
 
 
 @contextlib.contextmanager
-def client_limit(bouncer: Any, url: str) -> Iterator[int]:
+def client_limit(bouncer: StormPgbouncer, url: str) -> Iterator[int]:
     """pgbouncer's max_client_conn lowered online and every slot held; then put back."""
     limit = bouncer.max_clients
     bouncer.max_clients = HELD_CLIENT_SLOTS
@@ -371,69 +311,73 @@ def client_limit(bouncer: Any, url: str) -> Iterator[int]:
         bouncer.reload(bouncer.users)
 
 
+# --- the run --------------------------------------------------------------------------
+
+
+def exhausted_then_recovered(
+    workers: Fleet, name: str, hold: contextlib.AbstractContextManager[int], per_worker: int
+) -> list[Phase]:
+    total = per_worker * len(workers.processes)
+    with hold as slots:
+        log(f"{name}: {slots} slots held; {total} invocations")
+        exhausted = workers.run(Phase(f"{name}: exhausted"), total)
+    return [exhausted, workers.run(Phase(f"{name}: released, same processes"), total)]
+
+
+def through_pgbouncer(args: argparse.Namespace) -> list[Phase]:
+    """Phases 0 to 2, on the tests' PostgreSQL: the floor, the storm, the client limit."""
+    database = f"users_api_storm_{os.getpid()}"
+    with postgres_server() as server, scratch_database(server, database) as url:
+        migrated(url)
+        target = urlsplit(url)
+        bouncer = StormPgbouncer(target.hostname or "127.0.0.1", target.port or 5432)
+        bouncer.start()
+        try:
+            via_bouncer = f"{bouncer.url}/{database}"
+            # The floor, same run, same pooler: one environment alone, no one to wait for.
+            with Fleet(1, via_bouncer) as alone:
+                floor = alone.run(Phase("one worker alone (floor)"), SOLO_INVOCATIONS)
+            storm = Phase("storm through pgbouncer")
+            with Fleet(args.workers, via_bouncer) as workers:
+                with peak_server_connections(storm, url, database):
+                    workers.run(storm, args.invocations)
+                hold = client_limit(bouncer, via_bouncer.replace("+asyncpg", ""))
+                name, per_worker = "pooler client limit", args.exhaustion_invocations
+                return [floor, storm, *exhausted_then_recovered(workers, name, hold, per_worker)]
+        finally:
+            bouncer.stop()
+
+
+def at_max_connections(args: argparse.Namespace) -> list[Phase]:
+    """Phase 3, on a private PostgreSQL with room for every worker once the slots are
+    released: recovery needs no luck."""
+    max_connections = args.workers + PRIVATE_HEADROOM
+    with (
+        private_postgres(max_connections=max_connections) as private,
+        scratch_database(private, "users_api_storm") as url,
+        Fleet(args.workers, migrated(url)) as workers,
+    ):
+        hold = held_connections(url, max_connections)
+        name, per_worker = "PostgreSQL max_connections", args.exhaustion_invocations
+        return exhausted_then_recovered(workers, name, hold, per_worker)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--invocations", type=int, default=2000)
-    parser.add_argument(
-        "--exhaustion-invocations", type=int, default=5, help="per worker and phase"
-    )
+    parser.add_argument("--exhaustion-invocations", type=int, default=5, help="per worker")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker()
         return 0
-
-    os.environ.update(FAKE_AWS_CREDENTIALS)
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    from sqlalchemy.engine import make_url
-
-    from devtools.postgres import postgres_server, private_postgres, scratch_database
-
-    phases: list[Phase] = []
-    database = f"users_api_storm_{os.getpid()}"
-    with postgres_server() as server, scratch_database(server, database) as url:
-        target = make_url(url)
-        migrated(url)
-        bouncer = tuned_pgbouncer(target.host or "127.0.0.1", target.port or 5432).start()
-        try:
-            via_bouncer = f"{bouncer.url}/{database}"
-            # The floor, same run, same pooler: one environment alone, no one to wait for.
-            with fleet(1, via_bouncer) as alone:
-                solo = alone.run(Phase("one worker alone (floor)"), SOLO_INVOCATIONS)
-            phases.append(solo)
-            log(f"floor: {solo.summary()}")
-            with fleet(args.workers, via_bouncer) as workers:
-                with ServerConnections(url, database) as seen:
-                    storm = workers.run(Phase("storm through pgbouncer"), args.invocations)
-                storm.max_server_connections = seen.peak
-                phases.append(storm)
-                log(f"storm: {storm.summary()}")
-
-                hold = client_limit(bouncer, via_bouncer.replace("+asyncpg", ""))
-                phases += exhausted_then_recovered(
-                    workers, "pooler client limit", hold, args.exhaustion_invocations
-                )
-        finally:
-            bouncer.stop()
-
-    # Room for every worker once the slots are released: recovery needs no luck.
-    max_connections = args.workers + PRIVATE_HEADROOM
-    with (
-        private_postgres(max_connections=max_connections) as private,
-        scratch_database(private, "users_api_storm") as url,
-        fleet(args.workers, migrated(url)) as workers,
-    ):
-        hold = held_connections(url, max_connections)
-        phases += exhausted_then_recovered(
-            workers, "PostgreSQL max_connections", hold, args.exhaustion_invocations
-        )
-
-    report = [phase.summary() for phase in phases]
-    floor, storm_row = report[0], report[1]
+    os.environ.update(FAKE_AWS_CREDENTIALS)  # for the migrations here and the workers
+    report = [phase.summary() for phase in through_pgbouncer(args) + at_max_connections(args)]
+    floor, storm = report[0], report[1]
     for key in ("p50_ms", "p99_ms"):
-        storm_row[f"{key[:3]}_x_floor"] = round(storm_row[key] / floor[key], 1)
+        storm[f"{key[:3]}_x_floor"] = round(storm[key] / floor[key], 1)
     print_report(report, args.workers)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
@@ -442,24 +386,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_report(report: list[dict[str, Any]], workers: int) -> None:
     print(f"\n{workers} worker processes; bound for a 503: {BOUND_S:.0f} s")
-    print(
-        "| phase | invocations | statuses | p50 ms | p99 ms | max ms | slowest 5xx ms "
-        "| wall s | per s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    columns = ["phase", "invocations", "statuses", "p50_ms", "p99_ms", "max_ms"]
+    columns += ["slowest_5xx_ms", "wall_s", "per_s"]
+    print("| " + " | ".join(c.replace("_", " ") for c in columns) + " |")
+    print("|---" * len(columns) + "|")
     for row in report:
-        statuses = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items())
-        slowest = row["slowest_5xx_ms"] or "-"
-        if row["slowest_5xx_ms"] and not row["5xx_within_bound"]:
-            slowest = f"{slowest} (over the bound)"
-        print(
-            f"| {row['phase']} | {row['invocations']} | {statuses} | {row['p50_ms']} "
-            f"| {row['p99_ms']} | {row['max_ms']} | {slowest} | {row['wall_s']} | {row['per_s']} |"
-        )
-    storm_row = report[1]
+        cells = {**row, "statuses": ", ".join(f"{k}: {v}" for k, v in row["statuses"].items())}
+        cells["slowest_5xx_ms"] = row["slowest_5xx_ms"] or "-"
+        if not row["5xx_within_bound"]:
+            cells["slowest_5xx_ms"] = f"{row['slowest_5xx_ms']} (over the bound)"
+        print("| " + " | ".join(str(cells[c]) for c in columns) + " |")
+    storm = report[1]
     print(
-        f"storm / one worker alone: p50 {storm_row['p50_x_floor']}x, "
-        f"p99 {storm_row['p99_x_floor']}x ({workers} processes sharing this machine's CPUs)"
+        f"storm / one worker alone: p50 {storm['p50_x_floor']}x, "
+        f"p99 {storm['p99_x_floor']}x ({workers} processes sharing this machine's CPUs)"
     )
     for row in report:
         if row["max_server_connections"] is not None:

@@ -11,14 +11,11 @@ rlimits: what runs inside sandboxes and CI machines), and stopped again afterwar
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +23,9 @@ from devtools.processes import NotReady, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINERS_CONF = Path(__file__).resolve().parent / "podman" / "containers.conf"
+PODMAN_ENV = {"CONTAINERS_CONF": str(CONTAINERS_CONF)}
 STATE_DIR = ROOT / ".build" / "podman"
-DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
 class NoEngine(Exception):
@@ -43,12 +41,8 @@ class Engine:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {"CONTAINERS_CONF": str(CONTAINERS_CONF)} if self.name == "podman" else {}
+        env = dict(PODMAN_ENV) if self.name == "podman" else {}
         return {**env, "DOCKER_HOST": self.docker_host} if self.docker_host else env
-
-
-def podman_env() -> dict[str, str]:
-    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
 
 
 def podman(
@@ -56,7 +50,7 @@ def podman(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - podman with fixed arguments
         ["podman", *args],  # noqa: S607 - podman from PATH
-        env=podman_env(),
+        env={**os.environ, **PODMAN_ENV},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -64,37 +58,25 @@ def podman(
     )
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
-
-
 def docker_api_answers(docker_host: str, timeout: float = 5) -> bool:
     """Does a Docker API answer `GET /_ping` on this unix:// address?"""
     if not docker_host.startswith("unix://"):
         return False  # tcp:// and ssh:// engines: let sam find out
     try:
-        connection = _UnixConnection(docker_host.removeprefix("unix://"), timeout)
-        connection.request("GET", "/_ping")
-        ok = connection.getresponse().status == 200
-        connection.close()
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(timeout)
+            sock.connect(docker_host.removeprefix("unix://"))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            return sock.makefile("rb").readline().split()[1:2] == [b"200"]
     except OSError:
         return False
-    return ok
 
 
 def podman_can_run() -> str | None:
     """None when podman can run containers here, else why not."""
-    if not shutil.which("podman"):
-        return "no podman on PATH (`make podman` installs it with apt)"
-    if not shutil.which("runc"):
-        return "no runc on PATH (`make podman` installs it with apt)"
+    for tool in ("podman", "runc"):
+        if not shutil.which(tool):
+            return f"no {tool} on PATH (`make podman` installs it with apt)"
     try:
         result = podman("info", "--format", "{{.Host.OCIRuntime.Name}}", timeout=60, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
@@ -104,19 +86,20 @@ def podman_can_run() -> str | None:
     return None
 
 
-def start_podman_service(state_dir: Path = STATE_DIR) -> Engine:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    socket_path = state_dir / "podman.sock"
+def start_podman_service() -> Engine:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    socket_path = STATE_DIR / "podman.sock"
     socket_path.unlink(missing_ok=True)
+    log = (STATE_DIR / "service.log").open("ab")
     docker_host = f"unix://{socket_path}"
-    log = (state_dir / "service.log").open("ab")
     service = subprocess.Popen(  # noqa: S603 - podman with fixed arguments
         ["podman", "system", "service", "--time=0", docker_host],  # noqa: S607
-        env=podman_env(),
+        env={**os.environ, **PODMAN_ENV},
         stdout=log,
         stderr=log,
         start_new_session=True,  # a Ctrl-C in make reaches sam, then we stop this
     )
+    engine = Engine("podman", docker_host, service)
     try:
         wait_until_ready(
             service,
@@ -125,11 +108,9 @@ def start_podman_service(state_dir: Path = STATE_DIR) -> Engine:
             seconds=30,
         )
     except NotReady:
-        stop(Engine("podman", docker_host, service))
-        raise NoEngine(
-            f"`podman system service` did not answer (see {state_dir}/service.log)"
-        ) from None
-    return Engine("podman", docker_host, service)
+        stop(engine)
+        raise NoEngine(f"`podman system service` did not answer (see {log.name})") from None
+    return engine
 
 
 def stop(engine: Engine) -> None:
@@ -142,42 +123,28 @@ def stop(engine: Engine) -> None:
             engine.service.wait()
 
 
-def find_engine(state_dir: Path = STATE_DIR, *, start: bool = True) -> Engine:
+def find_engine(*, start: bool = True) -> Engine:
     """The first engine that answers: Docker, then Finch, then podman (started here)."""
-    why: list[str] = []
-    docker_host = os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_DOCKER_SOCKET}"
+    docker_host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
     if docker_api_answers(docker_host):
         return Engine("docker", os.environ.get("DOCKER_HOST"))
-    why.append(f"no Docker API answers at {docker_host} (is Docker running?)")
-    if shutil.which("finch"):
-        result = subprocess.run(
+    why = [f"no Docker API answers at {docker_host} (is Docker running?)"]
+    if not shutil.which("finch"):
+        why.append("no finch on PATH")
+    else:
+        info = subprocess.run(
             ["finch", "info"],  # noqa: S607 - finch from PATH, as sam finds it
             capture_output=True,
             timeout=30,
             check=False,
         )
-        if result.returncode == 0:
+        if info.returncode == 0:
             return Engine("finch")
         why.append("finch is installed but `finch info` fails (run `finch vm start`)")
-    else:
-        why.append("no finch on PATH")
     reason = podman_can_run()
     if reason is not None:
-        why.append(reason)
-        raise NoEngine("; ".join(why))
-    if not start:
-        return Engine("podman")
-    return start_podman_service(state_dir)
-
-
-@contextmanager
-def running_engine(state_dir: Path = STATE_DIR) -> Iterator[Engine]:
-    """An engine for the length of the block; a podman service started for it stops after."""
-    engine = find_engine(state_dir)
-    try:
-        yield engine
-    finally:
-        stop(engine)
+        raise NoEngine("; ".join([*why, reason]))
+    return start_podman_service() if start else Engine("podman")
 
 
 def main() -> int:

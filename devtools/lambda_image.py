@@ -1,21 +1,18 @@
 """A local look-alike of the Lambda python3.12 base image, built from local files only.
 
-`sam local` runs a zip function in AWS's Lambda base image for its runtime, plus a "rapid"
-layer with the runtime interface emulator (aws-lambda-rie, shipped inside SAM CLI's own
-package). Where no container registry is reachable, this builds both images with podman and
-no network: `podman import` of a root file system made here, then `podman build
---pull=never --network=none` for the rapid layer. sam uses them through `--invoke-image`
-and `--skip-pull-image` (devtools/sam_local.py), so they carry names of their own
-(BASE_REPO) and never shadow the real image on a machine that can pull.
+sam runs a zip function in AWS's Lambda base image plus a "rapid" layer holding the runtime
+interface emulator (aws-lambda-rie, shipped inside SAM CLI's package). Where no registry is
+reachable, this builds both with podman and no network: `podman import` of a root file
+system made here, then `podman build --pull=never --network=none` for the rapid layer. sam
+uses them through `--invoke-image` and `--skip-pull-image` (devtools/sam_local.py); their
+names are the project's own (BASE_REPO), so they never shadow the real image.
 
-The root file system holds what the real image provides to this function:
-- /var/lang: CPython 3.12, copied from the interpreter the bundler uses
-  (infra.bundling.find_python312), without its tests, Tk and IDLE;
-- /var/runtime: awslambdaric and its dependencies (requirements/lambda-image.txt, wheels
-  for the image's architecture) and a `bootstrap` that runs it, as the real image's does;
-- /lib64: the dynamic loader and the shared libraries that Python, its extension modules
-  and the manylinux2014 wheels of a bundle link against (`librt.so.1` included);
-- /etc: a passwd, group and nsswitch.conf so that host names resolve from /etc/hosts.
+The root file system: CPython 3.12 in /var/lang (copied from the bundler's interpreter,
+infra.bundling.find_python312, without tests, Tk and IDLE); awslambdaric and its
+dependencies in /var/runtime (requirements/lambda-image.txt) with a `bootstrap` that runs it
+as the real image's does; in /lib64 the loader and the libraries that Python, its extension
+modules and manylinux2014 wheels link against (`librt.so.1` included); in /etc a passwd,
+group and nsswitch.conf, so that host names resolve from /etc/hosts.
 
     python -m devtools.lambda_image build     # both images (about 10 s)
     python -m devtools.lambda_image remove
@@ -25,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import io
 import re
 import shutil
 import subprocess
@@ -52,7 +48,8 @@ MANYLINUX2014_LIBS = (
     "libgcc_s.so.1", "libstdc++.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libc.so.6",
     "libnsl.so.1", "libutil.so.1", "libpthread.so.0", "libresolv.so.2", "libcrypt.so.1",
 )  # fmt: skip
-SKIPPED_STDLIB = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "site-packages"}
+# Left out of the copied standard library, at any depth, with "config-*" and "_tkinter*".
+SKIPPED_STDLIB = ("test", "idlelib", "tkinter", "turtledemo", "ensurepip", "site-packages")
 IMAGE_ENV = {
     "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin",
     "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
@@ -92,19 +89,8 @@ def image_exists(name: str) -> bool:
     return podman("image", "exists", name, check=False).returncode == 0
 
 
-def images_ready(architecture: str | None = None) -> bool:
-    architecture = architecture or host_architecture()
+def images_ready(architecture: str) -> bool:
     return image_exists(base_image(architecture)) and image_exists(rapid_image(architecture))
-
-
-def _python_home(python: str) -> Path:
-    out = subprocess.run(  # noqa: S603 - a local interpreter with fixed arguments
-        [python, "-c", "import sys; print(sys.base_prefix)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(out.stdout.strip())
 
 
 def _copy_python(home: Path, lang: Path) -> None:
@@ -115,17 +101,10 @@ def _copy_python(home: Path, lang: Path) -> None:
     (lang / "lib").mkdir()
     for library in glob.glob(str(home / "lib" / "libpython3*.so*")):
         shutil.copy2(library, lang / "lib", follow_symlinks=True)
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        top = Path(directory) == home / "lib" / "python3.12"
-        return {
-            n
-            for n in names
-            if (top and n in SKIPPED_STDLIB) or n.startswith(("config-", "_tkinter"))
-        }
-
-    shutil.copytree(home / "lib" / "python3.12", lang / "lib" / "python3.12", ignore=ignore)
-    (lang / "lib" / "python3.12" / "site-packages").mkdir()
+    stdlib = lang / "lib" / "python3.12"
+    ignore = shutil.ignore_patterns(*SKIPPED_STDLIB, "config-*", "_tkinter*")
+    shutil.copytree(home / "lib" / "python3.12", stdlib, ignore=ignore)
+    (stdlib / "site-packages").mkdir()
 
 
 def _install_runtime(runtime: Path, architecture: str) -> None:
@@ -153,24 +132,15 @@ def _shared_libraries(rootfs: Path) -> set[Path]:
     needed: set[Path] = set()
     elf_files = [rootfs / "var" / "lang" / "bin" / "python3.12"]
     elf_files += [Path(p) for p in glob.glob(str(rootfs / "**" / "*.so*"), recursive=True)]
+    env = {"LD_LIBRARY_PATH": str(rootfs / "var" / "lang" / "lib")}
     for path in elf_files:
-        result = subprocess.run(  # noqa: S603 - ldd on files built here
-            ["ldd", str(path)],  # noqa: S607 - the host's ldd
-            capture_output=True,
-            text=True,
-            check=False,
-            env={"LD_LIBRARY_PATH": str(rootfs / "var" / "lang" / "lib")},
-        )
+        ldd = ["ldd", str(path)]  # the host's, on files built here
+        result = subprocess.run(ldd, capture_output=True, text=True, env=env, check=False)  # noqa: S603
         for match in _LDD_LINE.finditer(result.stdout):
             found = Path(match[1])
             if not found.is_relative_to(rootfs):
                 needed.add(found)
-    cache = subprocess.run(
-        ["ldconfig", "-p"],  # noqa: S607 - the host's library cache
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    cache = subprocess.check_output(["ldconfig", "-p"], text=True)  # noqa: S607 - the host cache
     for name in MANYLINUX2014_LIBS:
         match = re.search(rf"^\s*{re.escape(name)} \(libc6,x86-64\) => (\S+)$", cache, re.M)
         match = match or re.search(rf"^\s*{re.escape(name)} \([^)]*\) => (\S+)$", cache, re.M)
@@ -180,7 +150,8 @@ def _shared_libraries(rootfs: Path) -> set[Path]:
 
 
 def build_rootfs(rootfs: Path, python: str, architecture: str) -> None:
-    home = _python_home(python)
+    where = [python, "-c", "import sys; print(sys.base_prefix)"]
+    home = Path(subprocess.check_output(where, text=True).strip())  # noqa: S603
     _copy_python(home, rootfs / "var" / "lang")
     _install_runtime(rootfs / "var" / "runtime", architecture)
     lib64 = rootfs / "lib64"
@@ -198,10 +169,8 @@ def build_rootfs(rootfs: Path, python: str, architecture: str) -> None:
 
 
 def _rie(architecture: str) -> Path:
-    rapid = SAM_SITE.glob(
-        f"python3*/site-packages/samcli/local/rapid/aws-lambda-rie-{architecture}"
-    )
-    found = sorted(rapid)
+    rie = f"python3*/site-packages/samcli/local/rapid/aws-lambda-rie-{architecture}"
+    found = sorted(SAM_SITE.glob(rie))
     if not found:
         raise CannotBuild("SAM CLI is not installed in .venv-sam: run `make sam-setup`")
     return found[0]
@@ -213,14 +182,11 @@ def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def build(architecture: str | None = None, python: str | None = None) -> float:
-    """Build the base and rapid images; returns the seconds it took."""
-    started = time.monotonic()
-    architecture = architecture or host_architecture()
-    if python is None:
-        from infra.bundling import find_python312
+def build(architecture: str) -> None:
+    """Build the base and rapid images."""
+    from infra.bundling import find_python312
 
-        python = find_python312()
+    python = find_python312()
     if python is None:
         raise CannotBuild(
             "no CPython 3.12 on this machine to put in the image (python3.12 on PATH or "
@@ -229,14 +195,11 @@ def build(architecture: str | None = None, python: str | None = None) -> float:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     remove(architecture)  # not left behind untagged when the new ones take the names
     with tempfile.TemporaryDirectory(dir=STATE_DIR) as work:
-        rootfs = Path(work) / "rootfs"
+        rootfs, tar_path = Path(work) / "rootfs", Path(work) / "rootfs.tar"
         build_rootfs(rootfs, python, architecture)
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
+        with tarfile.open(tar_path, "w") as tar:
             for child in sorted(rootfs.iterdir()):
                 tar.add(child, arcname=child.name, filter=_root_owned)
-        tar_path = Path(work) / "rootfs.tar"
-        tar_path.write_bytes(archive.getvalue())
         changes = [f"ENV {name}={value}" for name, value in IMAGE_ENV.items()]
         changes += ["WORKDIR /var/task", 'ENTRYPOINT ["/var/runtime/bootstrap"]']
         podman(
@@ -254,7 +217,6 @@ def build(architecture: str | None = None, python: str | None = None) -> float:
             "build", "--pull=never", "--network=none", "--quiet",
             "-t", rapid_image(architecture), str(context), timeout=600,
         )  # fmt: skip
-    return time.monotonic() - started
 
 
 def remove(*architectures: str) -> None:
@@ -267,21 +229,18 @@ def remove(*architectures: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.lambda_image")
-    parser.add_argument("action", choices=("build", "remove", "check"))
-    parser.add_argument("--if-missing", action="store_true", help="build only when absent")
-    args = parser.parse_args(argv)
-    if args.action == "remove":
+    parser.add_argument("action", choices=("build", "remove"))
+    if parser.parse_args(argv).action == "remove":
         remove()
-    elif args.action == "check":
-        return 0 if images_ready() else 1
-    elif not (args.if_missing and images_ready()):
-        try:
-            seconds = build()
-        except CannotBuild as exc:
-            print(f"cannot build the local Lambda images: {exc}", file=sys.stderr)
-            return 1
-        arch = host_architecture()
-        print(f"built {base_image(arch)} and {rapid_image(arch)} in {seconds:.1f} s")
+        return 0
+    started, arch = time.monotonic(), host_architecture()
+    try:
+        build(arch)
+    except CannotBuild as exc:
+        print(f"cannot build the local Lambda images: {exc}", file=sys.stderr)
+        return 1
+    seconds = time.monotonic() - started
+    print(f"built {base_image(arch)} and {rapid_image(arch)} in {seconds:.1f} s")
     return 0
 
 

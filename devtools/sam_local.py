@@ -6,23 +6,13 @@
 (with the project's virtualenv: `.venv/bin/python`, PYTHONPATH=functions:. as the Makefile
 sets; `make sam-invoke` and `make sam-start-api` call these.)
 
-With Docker or Finch, sam runs as it would by hand, on the synthesized template and the
-real Lambda image. With podman (devtools/container_engine.py starts its Docker API service
-and stops it afterwards), nothing is pulled: the function runs in the local look-alike
-image (devtools/lambda_image.py, built on first use) through `--invoke-image` and
-`--skip-pull-image`, from an x86_64-or-arm64 copy of the template matching this machine,
-whose code is the bundle built with the same recipe for this machine's architecture (no
-emulation: arm64 containers on x86_64 would need qemu and binfmt, kernel-wide state).
-
-The container reaches PostgreSQL as env.json says, at host.docker.internal: on podman that
-name is mapped (`--add-host`) to the gateway of the project's own network (NETWORK), where a
-relay (devtools/tcp_proxy.py) forwards to the database on this machine's loopback. Traffic
-stays between loopback and the project's container namespaces. The database is migrated
-first (users_api.migrate, from this machine).
-
-Every sam command runs offline: fake credentials, AWS endpoints on a closed loopback port,
-and AWS_MAX_ATTEMPTS=1, since sam asks STS for the caller's identity before each invoke and
-botocore's retries against the closed port would cost about 10 s per command.
+The database is migrated first. With Docker or Finch, sam runs as it would by hand. With
+podman (its Docker API service started by devtools/container_engine.py and stopped after),
+nothing is pulled and nothing emulated: the local look-alike image (devtools/lambda_image.py,
+built on first use), a copy of the template for this machine's architecture with the bundle
+built for it, and PostgreSQL relayed (devtools/tcp_proxy.py) from loopback to the gateway of
+the project's network, which env.json's host.docker.internal is mapped to. Every sam command
+runs offline, with AWS_MAX_ATTEMPTS=1. docs/local-lambda.md tells why each of these.
 """
 
 from __future__ import annotations
@@ -35,7 +25,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,20 +56,16 @@ def sam_environment(engine: Engine | None = None) -> dict[str, str]:
     if not metadata.exists():
         # SAM asks the package index for its newest version unless its last check is less
         # than a week old: a stamp in 2100 keeps it from asking.
-        metadata.write_text(
-            json.dumps({"telemetryEnabled": False, "lastVersionCheck": 4102444800.0})
-        )
-    env = {
+        metadata.write_text('{"telemetryEnabled": false, "lastVersionCheck": 4102444800.0}')
+    return {
         **os.environ,
         **OFFLINE_AWS,
         "AWS_MAX_ATTEMPTS": "1",
         "AWS_RETRY_MODE": "standard",
         "SAM_CLI_TELEMETRY": "0",
         "__SAM_CLI_APP_DIR": str(SAM_HOME),
+        **(engine.env if engine else {}),
     }
-    if engine is not None:
-        env.update(engine.env)
-    return env
 
 
 # --- the template ---------------------------------------------------------------------
@@ -104,8 +89,7 @@ def host_bundle(architecture: str, key: str) -> Path:
     if not out.is_dir():
         from infra import bundling
 
-        x86 = architecture == "x86_64"
-        platforms = bundling.X86_64_PLATFORMS if x86 else bundling.PLATFORMS
+        platforms = bundling.X86_64_PLATFORMS if architecture == "x86_64" else bundling.PLATFORMS
         staging = out.with_name(out.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         bundling.build_bundle(staging, platforms)
@@ -128,9 +112,8 @@ def local_template(template: Path, architecture: str, bundle: Path, out: Path) -
             del resources[logical_id]
             continue
         properties["Architectures"] = [architecture]
-        metadata = resource.setdefault("Metadata", {})
-        metadata["aws:asset:path"] = str(bundle)
-        metadata["aws:asset:property"] = "Code"
+        code = {"aws:asset:path": str(bundle), "aws:asset:property": "Code"}
+        resource.setdefault("Metadata", {}).update(code)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1), encoding="utf-8")
     return out
@@ -139,21 +122,13 @@ def local_template(template: Path, architecture: str, bundle: Path, out: Path) -
 # --- the database -----------------------------------------------------------------------
 
 
-def function_env_vars(env_vars: Path, function: str) -> dict[str, str]:
-    data = json.loads(env_vars.read_text(encoding="utf-8"))
-    return {**data.get("Parameters", {}), **data.get(function, {})}
-
-
-def host_database_url(variables: dict[str, str], db_host: str, db_port: int) -> str:
-    user = variables.get("DB_USER", "postgres")
-    name = variables.get("DB_NAME", "postgres")
-    return f"postgresql+asyncpg://{user}@{db_host}:{db_port}/{name}"
-
-
-def migrate(database_url: str) -> None:
+def migrate(variables: dict[str, str], db_host: str, db_port: int) -> None:
+    """Migrate the database env.json names, reached from this machine at db_host:db_port."""
+    user, name = variables.get("DB_USER", "postgres"), variables.get("DB_NAME", "postgres")
+    url = f"postgresql+asyncpg://{user}@{db_host}:{db_port}/{name}"
     subprocess.run(
         [sys.executable, "-m", "users_api.migrate"],
-        env={**os.environ, "DATABASE_URL": database_url},
+        env={**os.environ, "DATABASE_URL": url},
         check=True,
         cwd=ROOT,
     )
@@ -197,14 +172,15 @@ def session(
     env_vars: Path,
     function: str = DEFAULT_FUNCTION,
     db: tuple[str, int] = ("127.0.0.1", 5432),
-    engine: Engine | None = None,
 ) -> Iterator[Session]:
+    """The engine found (a podman service started for the block), the images, the template
+    and the database relay, for as long as the block runs."""
     if not template.is_file():
         raise SystemExit(f"{template} does not exist: run `make synth` first")
-    variables = function_env_vars(env_vars, function)
-    migrate(host_database_url(variables, *db))
-    owned = engine is None
-    engine = engine or container_engine.find_engine()
+    data = json.loads(env_vars.read_text(encoding="utf-8"))
+    variables = {**data.get("Parameters", {}), **data.get(function, {})}
+    migrate(variables, *db)
+    engine = container_engine.find_engine()
     try:
         args = ["--env-vars", str(env_vars)]
         if engine.name != "podman":
@@ -235,8 +211,7 @@ def session(
                 ],
             )  # fmt: skip
     finally:
-        if owned:
-            container_engine.stop(engine)
+        container_engine.stop(engine)
 
 
 def invoke(s: Session, function: str, event: Path) -> subprocess.CompletedProcess[str]:
@@ -263,7 +238,6 @@ def start_api(
     process = subprocess.Popen(  # noqa: S603 - the SAM CLI with arguments built here
         command, env=sam_environment(s.engine), stdout=out, stderr=out, start_new_session=True
     )
-    base_url = f"http://127.0.0.1:{port}"
     try:
         # The port, not a request: each request would start a container.
         wait_until_ready(
@@ -274,7 +248,7 @@ def start_api(
             interval=0.2,
             output=lambda: f"see {log}",
         )
-        yield base_url
+        yield f"http://127.0.0.1:{port}"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGINT)  # sam removes its containers on SIGINT
@@ -287,7 +261,7 @@ def start_api(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.sam_local")
-    parser.add_argument("command", choices=("invoke", "start-api", "check"))
+    parser.add_argument("command", choices=("invoke", "start-api"))
     parser.add_argument("-t", "--template", type=Path, default=DEFAULT_TEMPLATE)
     parser.add_argument("-f", "--function", default=DEFAULT_FUNCTION)
     parser.add_argument("-e", "--event", type=Path, default=Path("events/http-api/health.json"))
@@ -296,8 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--warm", action="store_true", help="--warm-containers EAGER")
     args = parser.parse_args(argv)
-    if args.command == "check":
-        return container_engine.main()
     db_host, _, db_port = args.db.rpartition(":")
     try:
         with session(args.template, args.env_vars, args.function, (db_host, int(db_port))) as s:
@@ -310,8 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             with start_api(s, args.port, warm=args.warm) as url:
                 print(f"serving the API on {url} (Ctrl-C stops it)", file=sys.stderr)
                 with contextlib.suppress(KeyboardInterrupt):
-                    while True:
-                        time.sleep(3600)
+                    signal.pause()
     except NoEngine as exc:
         print(f"sam local needs a container engine: {exc}", file=sys.stderr)
         return 1

@@ -223,7 +223,7 @@ def test_generator_reproduces_the_committed_events(tmp_path: Path) -> None:
 def test_templates_are_what_sam_generates(generator: str, template: str, tmp_path: Path) -> None:
     if not SAM.exists():
         pytest.skip("SAM CLI not installed: `make .venv-sam/.installed` builds .venv-sam")
-    env = sam_env(tmp_path / "sam-home")
+    env = sam_env()
     result = run([SAM, "local", "generate-event", "apigateway", generator], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == _load(TEMPLATES / template)

@@ -84,7 +84,7 @@ def test_sam_reads_the_synthesized_template_as_is(tmp_path: Path) -> None:
             "-e", str(EVENTS / "health.json"), "--env-vars", str(ROOT / "env.json"),
         ],
         cwd=tmp_path,
-        env=sam_env(tmp_path / "sam-home"),
+        env=sam_env(),
         capture_output=True,
         text=True,
         timeout=180,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,33 +12,18 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from devtools import container_engine, lambda_image, sam_local
-from devtools.lambda_runtime import OFFLINE_AWS
 from tests.support.synth import synthesize_bundled_dev
 
 ROOT = Path(__file__).resolve().parents[2]
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
+SAM = sam_local.SAM
 # Where the sam tests synthesize the dev stage (with its bundle) once per test session.
 SYNTH_DIR = ROOT / ".build" / "sam-local" / "cdk.out-tests"
 
 
-def sam_env(home: Path) -> dict[str, str]:
-    """No telemetry; no update check (SAM asks the package index for its newest version
-    unless its metadata says it checked within a week: a stamp in the future turns that
-    off); fake credentials; every AWS endpoint on a closed loopback port, tried once."""
-    home.mkdir(exist_ok=True)
-    (home / "metadata.json").write_text(
-        json.dumps({"telemetryEnabled": False, "lastVersionCheck": 4102444800.0})
-    )
-    return {
-        **os.environ,
-        "SAM_CLI_TELEMETRY": "0",
-        "__SAM_CLI_APP_DIR": str(home),
-        **OFFLINE_AWS,
-        "AWS_MAX_ATTEMPTS": "1",
-        # No container runtime, whatever this machine has: sam must stop there, and never
-        # pull an image.
-        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
-    }
+def sam_env() -> dict[str, str]:
+    """sam_local's environment (nothing off loopback), and no container runtime, whatever
+    this machine has: sam must stop there, and never pull an image."""
+    return {**sam_local.sam_environment(), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
 
 def skip_without_engine() -> None:
