@@ -110,7 +110,6 @@ class LambdaRunner:
             function_name=self.function_name,
             memory_limit_in_mb=self.memory_mb,
             timeout_s=self.timeout_s,
-            log_group_name=f"/aws/lambda/{self.function_name}",
         )
 
     def call(self, function: Callable[..., T], *args: Any) -> T:
