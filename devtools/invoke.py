@@ -2,7 +2,7 @@
 
     python -m devtools.invoke -e events/http-api/health.json
     python -m devtools.invoke --set DB_HOST=127.0.0.1 \
-        events/http-api/create_user.json events/http-api/get_user.json
+        -e events/http-api/create_user.json events/http-api/get_user.json
 
 The function (handler, runtime, timeout, memory, environment, code directory) comes from the
 synthesized template, with env.json applied as `sam local invoke --env-vars` does (see
@@ -46,12 +46,11 @@ from devtools.local_function import (
 )
 
 
-def parse_set(values: list[str]) -> dict[str, str]:
-    pairs = [item.partition("=") for item in values]
-    for item, (name, sep, _) in zip(values, pairs, strict=True):
-        if not sep or not name:
-            raise SetupError(f"--set {item!r}: expected KEY=VALUE")
-    return {name: value for name, _, value in pairs}
+def key_value(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{item!r}: expected KEY=VALUE")
+    return name, value
 
 
 def load_event(path: Path) -> dict[str, Any]:
@@ -199,15 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m devtools.invoke",
         description="Invoke the synthesized Lambda function in-process with API Gateway "
         "events (sam local invoke without Docker).",
-        epilog="env.json only overrides variables the template declares (as sam does); "
-        "--set KEY=VALUE sets any variable and wins over everything, e.g. "
-        "--set DB_HOST=db.example (env.json's host.docker.internal is mapped to 127.0.0.1) "
-        "or --set DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test.",
+        epilog="env.json only overrides variables the template declares (as sam does; its "
+        "host.docker.internal is 127.0.0.1 here); --set KEY=VALUE sets any variable and wins "
+        "over everything, e.g. --set DATABASE_URL=postgresql+asyncpg://127.0.0.1/test.",
     )
-    parser.add_argument("events", nargs="*", type=Path, metavar="EVENT", help="event files")
     parser.add_argument(
-        "-e", "--event", dest="more_events", action="append", type=Path, default=[],
-        metavar="EVENT", help="an event file (repeatable; these run before positional ones)",
+        "-e", "--event", dest="events", action="extend", nargs="+", type=Path, default=[],
+        metavar="EVENT", help="event files, run in order (repeatable)",
     )  # fmt: skip
     add_function_options(parser, DEFAULT_TEMPLATE)
     parser.add_argument(
@@ -215,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"sam-style env.json (default {DEFAULT_ENV_VARS} when present)",
     )  # fmt: skip
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set", dest="overrides", action="append", default=[], type=key_value,
+        metavar="KEY=VALUE",
         help="set a variable of the function (repeatable)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
@@ -227,16 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, emit: Callable[[dict[str, Any]], None]) -> int:
-    events = [*args.more_events, *args.events]
-    if not events:
-        raise SetupError("no event: pass EVENT files or -e EVENT (see events/)")
-    overrides = parse_set(args.overrides)
-    for path in events:
+    if not args.events:
+        raise SetupError("no event: pass -e EVENT (see events/)")
+    for path in args.events:
         load_event(path)  # fail before the cold start on a bad file
     spec = load_function(args.template, args.function)
     env_vars = args.env_vars or DEFAULT_ENV_VARS
     files = load_env_vars(env_vars, required=args.env_vars is not None)
-    env = function_environment(spec, files, overrides, os.environ, str(env_vars))
+    env = function_environment(spec, files, dict(args.overrides), os.environ, str(env_vars))
     map_container_host(env)
     # The function sees what Lambda would give it, not this shell's settings.
     code_dir, notes = enter(spec, env.variables)
@@ -247,7 +243,7 @@ def run(args: argparse.Namespace, emit: Callable[[dict[str, Any]], None]) -> int
     status = 0
     with spec.runner() as runner:
         init_ms = runner.init()
-        for index, path in enumerate(events):
+        for index, path in enumerate(args.events):
             record = invoke_one(runner, path, index == 0, init_ms)
             emit(record)
             status = 1 if "error" in record else status
