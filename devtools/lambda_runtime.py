@@ -64,15 +64,12 @@ class LambdaContext:
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]  # as pairs, a name may repeat
 
 
-def _multi(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+def _multi(pairs: Headers | None, *, lower: bool = False) -> dict[str, list[str]]:
+    """Each name with all its values, in order."""
     multi: dict[str, list[str]] = {}
-    for key, value in pairs:
-        multi.setdefault(key, []).append(value)
+    for key, value in pairs.items() if isinstance(pairs, Mapping) else pairs or ():
+        multi.setdefault(key.lower() if lower else key, []).append(value)
     return multi
-
-
-def _header_pairs(headers: Headers | None) -> Iterable[tuple[str, str]]:
-    return headers.items() if isinstance(headers, Mapping) else headers or ()
 
 
 def _body_fields(body: bytes) -> dict[str, Any]:
@@ -96,7 +93,6 @@ def http_api_event(
     query: str = "",
     headers: Headers | None = None,
     body: bytes = b"",
-    request_id: str | None = None,
     stage: str | None = None,
     claims: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -106,7 +102,7 @@ def http_api_event(
     `stage`: None for the API's default stage; `claims`: what a JWT authorizer passed on
     after validating the caller's token.
     """
-    multi_headers = _multi((k.lower(), v) for k, v in _header_pairs(headers))
+    multi_headers = _multi(headers, lower=True)
     cookie_headers = multi_headers.pop("cookie", [])
     cookies = [c.strip() for v in cookie_headers for c in v.split(";") if c.strip()]
     joined = {k: ",".join(v) for k, v in multi_headers.items()}
@@ -131,7 +127,7 @@ def http_api_event(
                 "sourceIp": "127.0.0.1",
                 "userAgent": joined.get("user-agent", ""),
             },
-            "requestId": request_id or uuid.uuid4().hex[:16] + "=",
+            "requestId": uuid.uuid4().hex[:16] + "=",
             "routeKey": "$default",
             "stage": stage,
             "time": time_text,
@@ -155,7 +151,6 @@ def rest_api_event(
     query: str = "",
     headers: Headers | None = None,
     body: bytes = b"",
-    request_id: str | None = None,
     stage: str | None = None,
     claims: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -163,7 +158,7 @@ def rest_api_event(
 
     `stage`: None for "prod"; `claims`: what a Cognito user pool authorizer passed on.
     """
-    multi_headers = _multi(_header_pairs(headers))
+    multi_headers = _multi(headers)
     single_headers = {k: v[-1] for k, v in multi_headers.items()}
     multi_query = _multi(parse_qsl(query, keep_blank_values=True))
     time_text, time_epoch = _now()
@@ -186,7 +181,7 @@ def rest_api_event(
             "httpMethod": method.upper(),
             "path": f"/{stage}{path}",
             "protocol": "HTTP/1.1",
-            "requestId": request_id or str(uuid.uuid4()),
+            "requestId": str(uuid.uuid4()),
             "requestTime": time_text,
             "requestTimeEpoch": time_epoch,
             "stage": stage,

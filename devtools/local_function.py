@@ -61,6 +61,7 @@ HOST_VARIABLES = frozenset(
 HOST_PREFIXES = ("LC_", "PYTHON")
 SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN")
 _URL_PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
+_SUBSTITUTION = re.compile(r"\$\{([^}!]+)\}")  # Fn::Sub's ${Name}
 _MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -143,8 +144,7 @@ def _spec(logical_id: str, resource: dict[str, Any], template_dir: Path) -> Func
     elif isinstance(properties.get("CodeUri"), str):
         code_dir = (template_dir / properties["CodeUri"]).resolve()
     architectures = properties.get("Architectures") or ["x86_64"]
-    environment = properties.get("Environment") or {}
-    variables = environment.get("Variables") if isinstance(environment, dict) else None
+    variables = (properties.get("Environment") or {}).get("Variables")
     return FunctionSpec(
         logical_id=logical_id,
         name=str(metadata.get("SamResourceId") or logical_id),
@@ -206,11 +206,11 @@ def add_function_options(parser: argparse.ArgumentParser, template: Path | None)
 def module_file(code_dir: Path, handler: str) -> Path | None:
     """The file the handler's module is loaded from under `code_dir`, if it is there."""
     module = handler.rpartition(".")[0]
+    if not module:
+        return None
     base = code_dir.joinpath(*module.split("."))
-    for candidate in (base.with_name(f"{base.name}.py"), base / "__init__.py"):
-        if module and candidate.is_file():
-            return candidate
-    return None
+    candidates = (base.with_name(f"{base.name}.py"), base / "__init__.py")
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
 # --- the environment ------------------------------------------------------------------
@@ -231,9 +231,9 @@ def resolve_intrinsic(value: Any) -> str | None:
             if all(p is not None for p in parts):
                 return str(argument[0]).join(p for p in parts if p is not None)
         if function == "Fn::Sub" and isinstance(argument, str):
-            names = re.findall(r"\$\{([^}!]+)\}", argument)
+            names = _SUBSTITUTION.findall(argument)
             if all(n in PSEUDO_PARAMETERS for n in names):
-                return re.sub(r"\$\{([^}!]+)\}", lambda m: PSEUDO_PARAMETERS[m[1]], argument)
+                return _SUBSTITUTION.sub(lambda m: PSEUDO_PARAMETERS[m[1]], argument)
     return None
 
 
