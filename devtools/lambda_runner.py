@@ -33,7 +33,6 @@ class InitError(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
-        self.error_message = message
 
 
 def import_handler(handler: str) -> Handler:
