@@ -3,10 +3,7 @@
 The Lambda runtime calls a Python handler on one thread, one invocation at a time, and keeps
 that thread's event loop (and so the module state, the engine and its connections) from the
 cold start to the last invocation. LambdaRunner does the same on a worker thread of its own,
-whoever calls it and from whatever thread or loop. Every in-process serving uses it:
-`make invoke` (devtools/invoke.py), `make run-lambda` (devtools/lambda_server.py), the tests'
-httpx transport, ASGI bridge and worker process (tests/support/), and the bench's
-in-process handlers.
+whoever calls it and from whatever thread or loop: every in-process serving uses it.
 
     runner = LambdaRunner("users_api.handler.handler")
     init_ms = runner.init()                        # the cold start: the import
@@ -36,7 +33,6 @@ class InitError(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
-        self.error_message = message
 
 
 def import_handler(handler: str) -> Handler:
@@ -82,8 +78,7 @@ class LambdaRunner:
         memory_mb: int = 512,
         timeout_s: float = 10.0,
     ) -> None:
-        self._handler: Handler | None = None if isinstance(handler, str) else handler
-        self._handler_name = handler if isinstance(handler, str) else None
+        self._handler = handler
         self.function_name = function_name
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
@@ -100,18 +95,12 @@ class LambdaRunner:
     def init(self) -> float:
         """Import the handler on the runner's thread (the cold start); returns its ms."""
         started = time.perf_counter()
-        if self._handler is None:
-            assert self._handler_name is not None
-            self._handler = self.call(import_handler, self._handler_name)
+        if isinstance(self._handler, str):
+            self._handler = self.call(import_handler, self._handler)
         return (time.perf_counter() - started) * 1000
 
     def context(self) -> LambdaContext:
-        return LambdaContext(
-            function_name=self.function_name,
-            memory_limit_in_mb=self.memory_mb,
-            timeout_s=self.timeout_s,
-            log_group_name=f"/aws/lambda/{self.function_name}",
-        )
+        return LambdaContext(self.function_name, self.memory_mb, self.timeout_s)
 
     def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run anything on the runner's thread (where the handler's loop is current)."""
@@ -125,13 +114,13 @@ class LambdaRunner:
         self, event: dict[str, Any], context: Any = None, handler: Handler | None = None
     ) -> Future[tuple[float, Any]]:
         """One invocation, as a future of (ms in the handler, result as JSON gives it)."""
-        if self._handler is None and handler is None:
+        if handler is None:
             self.init()
         return self._executor.submit(self._invoke, handler, event, context or self.context())
 
     def _invoke(self, handler: Handler | None, event: dict[str, Any], context: Any) -> Any:
         function = handler or self._handler
-        assert function is not None
+        assert callable(function)
         started = time.perf_counter()
         result = function(event, context)
         elapsed = (time.perf_counter() - started) * 1000
@@ -143,8 +132,8 @@ class LambdaRunner:
     def request(
         self, method: str, path: str, build_event: EventBuilder = http_api_event, **fields: Any
     ) -> tuple[dict[str, Any], Any]:
-        """An HTTP request (the fields of lambda_runtime.Request) as API Gateway's event,
-        invoked; returns (event, result)."""
+        """An HTTP request as API Gateway's event (`fields`: the event builder's keyword
+        arguments), invoked; returns (event, result)."""
         event = build_event(method, path, **fields)
         return event, self.invoke(event)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,9 +46,12 @@ class LambdaContext:
     timeout_s: float = 10.0
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/UsersApiFunction"
     log_stream_name: str = "local"
     _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
 
     @property
     def invoked_function_arn(self) -> str:
@@ -58,28 +61,24 @@ class LambdaContext:
         return max(int((self.timeout_s - (time.monotonic() - self._started)) * 1000), 0)
 
 
-@dataclass(frozen=True)
-class Request:
-    """What a client sent, as both payload formats carry it: the one signature of
-    `http_api_event(method, path, query=..., headers=..., body=..., ...)` and
-    `rest_api_event(...)`."""
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]  # as pairs, a name may repeat
 
-    method: str
-    path: str
-    query: str = ""
-    headers: dict[str, str] | None = None
-    body: bytes = b""
-    request_id: str | None = None
-    stage: str | None = None  # None: the API's default stage
-    claims: dict[str, Any] | None = None  # what the API's authorizer passed on
 
-    def body_fields(self) -> dict[str, Any]:
-        if not self.body:
-            return {"body": None, "isBase64Encoded": False}
-        try:
-            return {"body": self.body.decode("utf-8"), "isBase64Encoded": False}
-        except UnicodeDecodeError:
-            return {"body": base64.b64encode(self.body).decode(), "isBase64Encoded": True}
+def _multi(pairs: Headers | None, *, lower: bool = False) -> dict[str, list[str]]:
+    """Each name with all its values, in order."""
+    multi: dict[str, list[str]] = {}
+    for key, value in pairs.items() if isinstance(pairs, Mapping) else pairs or ():
+        multi.setdefault(key.lower() if lower else key, []).append(value)
+    return multi
+
+
+def _body_fields(body: bytes) -> dict[str, Any]:
+    if not body:
+        return {"body": None, "isBase64Encoded": False}
+    try:
+        return {"body": body.decode("utf-8"), "isBase64Encoded": False}
+    except UnicodeDecodeError:
+        return {"body": base64.b64encode(body).decode(), "isBase64Encoded": True}
 
 
 def _now() -> tuple[str, int]:
@@ -87,87 +86,91 @@ def _now() -> tuple[str, int]:
     return now.strftime("%d/%b/%Y:%H:%M:%S +0000"), int(now.timestamp() * 1000)
 
 
-def _event_builder(shape: Callable[[Request], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-    """`shape`, called as `builder(method, path, **the other fields of Request)`."""
-
-    def build(method: str, path: str, **fields: Any) -> dict[str, Any]:
-        return shape(Request(method.upper(), path, **fields))
-
-    # Not functools.wraps: the builder's signature is its own, not the shape's.
-    build.__name__ = build.__qualname__ = shape.__name__
-    build.__doc__ = shape.__doc__
-    return build
-
-
-@_event_builder
-def http_api_event(request: Request) -> dict[str, Any]:
+def http_api_event(
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: Headers | None = None,
+    body: bytes = b"",
+    stage: str | None = None,
+    claims: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) proxy event for the `$default` route.
 
-    `claims`: what a JWT authorizer passed on after validating the caller's token.
+    Repeated headers and query parameters are joined with commas, cookies go to `cookies`.
+    `stage`: None for the API's default stage; `claims`: what a JWT authorizer passed on
+    after validating the caller's token.
     """
-    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    multi_headers = _multi(headers, lower=True)
+    cookie_headers = multi_headers.pop("cookie", [])
+    cookies = [c.strip() for v in cookie_headers for c in v.split(";") if c.strip()]
+    joined = {k: ",".join(v) for k, v in multi_headers.items()}
     time_text, time_epoch = _now()
-    stage = request.stage or "$default"
-    raw_path = request.path if stage == "$default" else f"/{stage}{request.path}"
-    query_params: dict[str, str] = {}
-    for key, value in parse_qsl(request.query, keep_blank_values=True):
-        query_params[key] = f"{query_params[key]},{value}" if key in query_params else value
-    cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
+    stage = stage or "$default"
+    raw_path = path if stage == "$default" else f"/{stage}{path}"
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": raw_path,
-        "rawQueryString": request.query,
-        "headers": headers,
+        "rawQueryString": query,
+        "headers": joined,
         "requestContext": {
             "accountId": ACCOUNT_ID,
             "apiId": API_ID,
-            "domainName": headers.get("host", f"{API_ID}.execute-api.us-east-1.amazonaws.com"),
+            "domainName": joined.get("host", f"{API_ID}.execute-api.us-east-1.amazonaws.com"),
             "domainPrefix": API_ID,
             "http": {
-                "method": request.method,
+                "method": method.upper(),
                 "path": raw_path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
-                "userAgent": headers.get("user-agent", ""),
+                "userAgent": joined.get("user-agent", ""),
             },
-            "requestId": request.request_id or uuid.uuid4().hex[:16] + "=",
+            "requestId": uuid.uuid4().hex[:16] + "=",
             "routeKey": "$default",
             "stage": stage,
             "time": time_text,
             "timeEpoch": time_epoch,
         },
-        **request.body_fields(),
+        **_body_fields(body),
     }
-    if request.claims is not None:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": request.claims, "scopes": None}}
-    if query_params:
-        event["queryStringParameters"] = query_params
+    if claims is not None:
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+    if query_multi := _multi(parse_qsl(query, keep_blank_values=True)):
+        event["queryStringParameters"] = {k: ",".join(v) for k, v in query_multi.items()}
     if cookies:
         event["cookies"] = cookies
     return event
 
 
-@_event_builder
-def rest_api_event(request: Request) -> dict[str, Any]:
+def rest_api_event(
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: Headers | None = None,
+    body: bytes = b"",
+    stage: str | None = None,
+    claims: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """An API Gateway REST API (payload 1.0) proxy event, as for a `/{proxy+}` resource.
 
-    `claims`: what a Cognito user pool authorizer passed on.
+    `stage`: None for "prod"; `claims`: what a Cognito user pool authorizer passed on.
     """
-    headers = dict(request.headers or {})
+    multi_headers = _multi(headers)
+    single_headers = {k: v[-1] for k, v in multi_headers.items()}
+    multi_query = _multi(parse_qsl(query, keep_blank_values=True))
     time_text, time_epoch = _now()
-    stage, path = request.stage or "prod", request.path
-    multi: dict[str, list[str]] = {}
-    for key, value in parse_qsl(request.query, keep_blank_values=True):
-        multi.setdefault(key, []).append(value)
+    stage = stage or "prod"
     event: dict[str, Any] = {
         "resource": "/{proxy+}",
         "path": path,
-        "httpMethod": request.method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
-        "multiValueQueryStringParameters": multi or None,
+        "httpMethod": method.upper(),
+        "headers": single_headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": {"proxy": path.lstrip("/")},
         "stageVariables": None,
         "requestContext": {
@@ -175,19 +178,22 @@ def rest_api_event(request: Request) -> dict[str, Any]:
             "apiId": API_ID,
             "resourceId": "abc123",
             "resourcePath": "/{proxy+}",
-            "httpMethod": request.method,
+            "httpMethod": method.upper(),
             "path": f"/{stage}{path}",
             "protocol": "HTTP/1.1",
-            "requestId": request.request_id or str(uuid.uuid4()),
+            "requestId": str(uuid.uuid4()),
             "requestTime": time_text,
             "requestTimeEpoch": time_epoch,
             "stage": stage,
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
+            "identity": {
+                "sourceIp": "127.0.0.1",
+                "userAgent": single_headers.get("User-Agent", ""),
+            },
         },
-        **request.body_fields(),
+        **_body_fields(body),
     }
-    if request.claims is not None:
-        event["requestContext"]["authorizer"] = {"claims": request.claims}
+    if claims is not None:
+        event["requestContext"]["authorizer"] = {"claims": claims}
     return event
 
 

@@ -3,20 +3,13 @@
     python -m devtools.lambda_server --port 8001
     python -m devtools.lambda_server --template <synthesized template.json>
 
-Each HTTP request becomes an API Gateway HTTP API (payload 2.0) event, as the stack's HTTP
-API sends on its `$default` route, and goes through the Lambda handler imported in this
-process: `users_api.handler.handler` from functions/, or the handler and code directory of
-the template's function with --template (its environment is not applied: this server runs
-with this shell's, see `python -m devtools.invoke` for the template's). The response's
-status, headers (multi-value ones and cookies included) and body go back to the client;
-`x-request-id` is then the event's requestContext.requestId, and `apigw-requestid` carries
-the same id as API Gateway's own header does.
-
-Like one Lambda execution environment it runs one invocation at a time, all on one thread
-with one event loop (concurrent requests queue), with AWS_LAMBDA_FUNCTION_NAME set, so the
-app takes its Lambda code paths (NullPool, Lambda context in the logs, EMF metrics on
-stdout). The database is the app's usual configuration: DATABASE_URL (or DB_*) when set,
-otherwise the embedded SQLite that `make run-lambda` migrates first.
+Each HTTP request becomes an API Gateway HTTP API (payload 2.0) event for the `$default`
+route and goes through the Lambda handler imported in this process: `users_api.handler.handler`
+from functions/, or the template function's handler and code directory with --template
+(not its environment: this server keeps this shell's, see devtools.invoke for the
+template's). Like one Lambda execution environment it runs one invocation at a time on one
+thread with one event loop, with AWS_LAMBDA_FUNCTION_NAME set, so the app takes its Lambda
+code paths. More in docs/local-lambda.md.
 """
 
 from __future__ import annotations
@@ -28,35 +21,28 @@ import sys
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from devtools.lambda_runner import InitError, LambdaRunner
 from devtools.lambda_runtime import http_api_event, response_body, response_headers
 from devtools.local_function import (
-    DEFAULT_FUNCTION,
     DEFAULT_HANDLER,
-    FUNCTIONS_DIR,
-    FunctionSpec,
     SetupError,
-    add_code_path,
+    add_function_options,
     cannot_start,
-    find_function,
-    host_architecture,
-    load_template,
+    enter,
+    load_function,
     masked,
-    runtime_variables,
 )
 
-# The dev stage's function timeout (a template's own wins with --template).
-DEFAULT_TIMEOUT_S = 15.0
 # API Gateway's payload limit: larger requests never reach the function.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+Response = tuple[int, list[tuple[str, str]], bytes]
 
 
-def gateway_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+def gateway_response(result: Any) -> Response:
     """What API Gateway (HTTP API, payload 2.0) makes of a function's result."""
     if isinstance(result, dict) and "statusCode" in result:
         return int(result["statusCode"]), response_headers(result), response_body(result)
@@ -64,7 +50,7 @@ def gateway_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return 200, [("content-type", "application/json")], json.dumps(result).encode()
 
 
-def _error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+def _error(status: int, message: str) -> Response:
     return status, [("content-type", "application/json")], json.dumps({"message": message}).encode()
 
 
@@ -75,48 +61,30 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes | None:
         """The request body (chunked or sized); None when over API Gateway's limit."""
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            chunks, total = [], 0
-            while size := int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16):
-                total += size
-                if total > MAX_REQUEST_BYTES:
-                    self.close_connection = True
-                    return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass  # trailers
-            return b"".join(chunks)
-        length = int(self.headers.get("content-length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            self.close_connection = True
-            return None
-        return self.rfile.read(length) if length else b""
-
-    def _event_headers(self) -> dict[str, str]:
-        # Payload 2.0 joins repeated headers with commas (cookies with "; ": the event
-        # builder moves them to `cookies`).
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            if key in headers:
-                value = f"{headers[key]}{'; ' if key == 'cookie' else ','}{value}"
-            headers[key] = value
-        return headers
+        if "chunked" not in self.headers.get("transfer-encoding", "").lower():
+            length = int(self.headers.get("content-length") or 0)
+            return self.rfile.read(length) if length <= MAX_REQUEST_BYTES else None
+        chunks, total = [], 0
+        while size := int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16):
+            total += size
+            if total > MAX_REQUEST_BYTES:
+                return None
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass  # trailers
+        return b"".join(chunks)
 
     def _handle(self) -> None:
         started = time.perf_counter()
         path, _, query = self.path.partition("?")
         body = self._read_body()
         event = http_api_event(
-            self.command,
-            unquote(path),
-            query=query,
-            headers=self._event_headers(),
-            body=body or b"",
+            self.command, unquote(path), query=query, headers=self.headers.items(), body=body or b""
         )
         request_id = event["requestContext"]["requestId"]
         if body is None:
+            self.close_connection = True  # the rest of the body is never read
             status, headers, payload = _error(413, "Request Entity Too Large")
         else:
             try:
@@ -145,9 +113,6 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # one line per request is written by _handle
 
-    def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"{self.address_string()} - {format % args}\n")
-
 
 class LambdaHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -168,46 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument(
-        "-t", "--template", default=None,
-        help="take the handler, code directory, timeout and memory of the template's function",
-    )  # fmt: skip
-    parser.add_argument("-f", "--function", default=DEFAULT_FUNCTION)
+    add_function_options(parser, None)
     parser.add_argument("--handler", default=None, help=f"default {DEFAULT_HANDLER}")
     parser.add_argument("--timeout", type=float, default=None, help="seconds (the context's)")
     parser.add_argument("--no-access-log", dest="access_log", action="store_false")
     return parser
 
 
-def function_spec(args: argparse.Namespace) -> FunctionSpec:
-    if args.template:
-        path = Path(args.template)
-        spec = find_function(load_template(path), path, args.function)
-    else:
-        spec = FunctionSpec(
-            logical_id=args.function,
-            name=args.function,
-            handler=DEFAULT_HANDLER,
-            architecture=host_architecture(),
-            timeout_s=DEFAULT_TIMEOUT_S,
-            memory_mb=512,
-            code_dir=FUNCTIONS_DIR,
-        )
-    if args.handler:
-        spec.handler = args.handler
-    if args.timeout:
-        spec.timeout_s = args.timeout
-    return spec
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        spec = function_spec(args)
-        code_dir, notes = add_code_path(spec)
+        spec = load_function(args.template, args.function)
+        spec.handler = args.handler or spec.handler
+        spec.timeout_s = args.timeout or spec.timeout_s
+        code_dir, notes = enter(spec)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
-        os.environ.update(runtime_variables(spec, code_dir))
         worker = spec.runner()
         init_ms = worker.init()
     except (SetupError, InitError) as exc:
@@ -221,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Lambda handler {spec.handler} ({code_dir}, init {init_ms:.0f} ms) on "
         f"http://{args.host}:{args.port} with API Gateway HTTP API 2.0 events, one "
-        f"invocation at a time; database: "
-        f"{database}",
+        f"invocation at a time; database: {database}",
         file=sys.stderr,
         flush=True,
     )

@@ -18,7 +18,9 @@ and an AWS endpoint on a closed loopback port, so no AWS call can leave this mac
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
 import re
 import socket
@@ -59,6 +61,7 @@ HOST_VARIABLES = frozenset(
 HOST_PREFIXES = ("LC_", "PYTHON")
 SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN")
 _URL_PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
+_SUBSTITUTION = re.compile(r"\$\{([^}!]+)\}")  # Fn::Sub's ${Name}
 _MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -141,8 +144,7 @@ def _spec(logical_id: str, resource: dict[str, Any], template_dir: Path) -> Func
     elif isinstance(properties.get("CodeUri"), str):
         code_dir = (template_dir / properties["CodeUri"]).resolve()
     architectures = properties.get("Architectures") or ["x86_64"]
-    environment = properties.get("Environment") or {}
-    variables = environment.get("Variables") if isinstance(environment, dict) else None
+    variables = (properties.get("Environment") or {}).get("Variables")
     return FunctionSpec(
         logical_id=logical_id,
         name=str(metadata.get("SamResourceId") or logical_id),
@@ -172,19 +174,43 @@ def find_function(template: dict[str, Any], template_path: Path, wanted: str) ->
     raise SetupError(f"{wanted!r} {problem} of {template_path}; its functions: {listing}")
 
 
+def load_function(template_path: Path | None, wanted: str) -> FunctionSpec:
+    """`find_function` in the template; without one, the app's handler from functions/ with
+    the dev stage's timeout and memory."""
+    if template_path is not None:
+        return find_function(load_template(template_path), template_path, wanted)
+    return FunctionSpec(
+        logical_id=wanted,
+        name=wanted,
+        handler=DEFAULT_HANDLER,
+        architecture=host_architecture(),
+        timeout_s=15.0,
+        memory_mb=512,
+        code_dir=FUNCTIONS_DIR,
+    )
+
+
+def add_function_options(parser: argparse.ArgumentParser, template: Path | None) -> None:
+    """The options that choose the function, as sam local names them."""
+    parser.add_argument(
+        "-t", "--template", type=Path, default=template,
+        help="the synthesized template (`make synth` writes "
+        f"{DEFAULT_TEMPLATE}){'' if template else '; default: functions/, no template'}",
+    )  # fmt: skip
+    parser.add_argument(
+        "-f", "--function", default=DEFAULT_FUNCTION,
+        help="SamResourceId, logical id or aws:cdk:path (default %(default)s)",
+    )  # fmt: skip
+
+
 def module_file(code_dir: Path, handler: str) -> Path | None:
     """The file the handler's module is loaded from under `code_dir`, if it is there."""
     module = handler.rpartition(".")[0]
     if not module:
         return None
-    *packages, last = module.split(".")
-    base = code_dir.joinpath(*packages)
-    if not base.is_dir():
-        return None
-    for candidate in (base / f"{last}.py", base / last / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+    base = code_dir.joinpath(*module.split("."))
+    candidates = (base.with_name(f"{base.name}.py"), base / "__init__.py")
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
 # --- the environment ------------------------------------------------------------------
@@ -205,9 +231,9 @@ def resolve_intrinsic(value: Any) -> str | None:
             if all(p is not None for p in parts):
                 return str(argument[0]).join(p for p in parts if p is not None)
         if function == "Fn::Sub" and isinstance(argument, str):
-            names = re.findall(r"\$\{([^}!]+)\}", argument)
+            names = _SUBSTITUTION.findall(argument)
             if all(n in PSEUDO_PARAMETERS for n in names):
-                return re.sub(r"\$\{([^}!]+)\}", lambda m: PSEUDO_PARAMETERS[m[1]], argument)
+                return _SUBSTITUTION.sub(lambda m: PSEUDO_PARAMETERS[m[1]], argument)
     return None
 
 
@@ -220,10 +246,8 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def load_env_vars(path: Path | None, *, required: bool) -> dict[str, dict[str, Any]]:
+def load_env_vars(path: Path, *, required: bool) -> dict[str, dict[str, Any]]:
     """An env.json file as sam reads it: {function or "Parameters": {NAME: value}}."""
-    if path is None:
-        return {}
     if not path.is_file():
         if required:
             raise SetupError(f"--env-vars {path} does not exist")
@@ -284,11 +308,19 @@ def function_environment(
     return env
 
 
+def resolves(name: str) -> bool:
+    try:
+        socket.getaddrinfo(name, None)
+    except OSError:
+        return False
+    return True
+
+
 # The host as sam's containers see it (Docker; podman) names nothing on the host itself.
 CONTAINER_HOST_ALIASES = ("host.docker.internal", "host.containers.internal")
 
 
-def map_container_host(env: Environment, resolves: Callable[[str], bool]) -> None:
+def map_container_host(env: Environment, resolves: Callable[[str], bool] = resolves) -> None:
     """DB_HOST from env.json names the host as a container sees it; in this process, on
     the host, that is loopback (unless the name resolves here, or --set gave it)."""
     host = env.variables.get("DB_HOST")
@@ -302,17 +334,18 @@ def map_container_host(env: Environment, resolves: Callable[[str], bool]) -> Non
     )
 
 
-def resolves(name: str) -> bool:
-    try:
-        socket.getaddrinfo(name, None)
-    except OSError:
-        return False
-    return True
-
-
-def runtime_variables(spec: FunctionSpec, code_dir: Path) -> dict[str, str]:
-    """What the Lambda runtime itself sets in a function's environment."""
-    return {
+def enter(spec: FunctionSpec, variables: Mapping[str, str] | None = None) -> tuple[Path, list[str]]:
+    """Make the handler importable (`add_code_path`) and give this process the function's
+    environment: `variables` over what the Lambda runtime sets, over this shell's PATH, locale
+    and the like; with None, over all of this shell's variables. Returns the code directory
+    and notes for the user."""
+    code_dir, notes = add_code_path(spec)
+    shell = {
+        k: v
+        for k, v in os.environ.items()
+        if variables is None or k in HOST_VARIABLES or k.startswith(HOST_PREFIXES)
+    }
+    runtime = {
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -323,10 +356,9 @@ def runtime_variables(spec: FunctionSpec, code_dir: Path) -> dict[str, str]:
         "_HANDLER": spec.handler,
         **OFFLINE_AWS,
     }
-
-
-def host_variables(shell: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in shell.items() if k in HOST_VARIABLES or k.startswith(HOST_PREFIXES)}
+    os.environ.clear()
+    os.environ.update({**shell, **runtime, **(variables or {})})
+    return code_dir, notes
 
 
 # --- the code ---------------------------------------------------------------------------
@@ -336,54 +368,42 @@ def host_architecture() -> str:
     return _MACHINES.get(platform.machine().lower(), platform.machine().lower())
 
 
-def bundle_runs_here(spec: FunctionSpec) -> bool:
-    """Can this interpreter load the bundle's compiled wheels (same OS, CPU, Python)?"""
-    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return (
-        sys.platform == "linux"
-        and host_architecture() == spec.architecture
-        and (spec.runtime or python) == python
-    )
-
-
 def add_code_path(spec: FunctionSpec) -> tuple[Path, list[str]]:
     """Make the handler importable as the runtime does, from the function's code directory.
 
     The code directory goes first on sys.path, as /var/task is on Lambda. When the bundle
-    holds wheels built for another CPU or Python (arm64 on an x86_64 machine), only the
+    holds wheels built for another OS, CPU or Python (arm64 on an x86_64 machine), only the
     handler's own package is taken from it and its dependencies from this interpreter's
     site-packages (the same pins). Without the bundle, the package comes from functions/.
     """
-    notes: list[str] = []
     top = spec.handler.split(".", 1)[0]
     code_dir = spec.code_dir
     sys.dont_write_bytecode = True  # never write into the bundle
     if code_dir is None or module_file(code_dir, spec.handler) is None:
         where = f"{code_dir} has no {spec.handler}" if code_dir else "no asset directory"
-        notes.append(
+        sys.path.insert(0, str(FUNCTIONS_DIR))
+        return FUNCTIONS_DIR, [
             f"{where} (synthesized without bundling?): importing {spec.handler} from "
             f"{_display(FUNCTIONS_DIR)}/ instead"
-        )
-        sys.path.insert(0, str(FUNCTIONS_DIR))
-        return FUNCTIONS_DIR, notes
-    if bundle_runs_here(spec):
+        ]
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    here = f"{sys.platform}/{host_architecture()} {python}"
+    if here == f"linux/{spec.architecture} {spec.runtime or python}":
         sys.path.insert(0, str(code_dir))
-        return code_dir, notes
+        return code_dir, []
     # Drop every other place the handler's package could come from, then look in the
     # bundle last: its pure-Python package is found, its foreign wheels are not.
-    sys.path[:] = [p for p in sys.path if not _provides(Path(p or "."), top)]
+    sys.path[:] = [
+        p
+        for p in sys.path
+        if not (Path(p or ".", top).is_dir() or Path(p or ".", f"{top}.py").is_file())
+    ]
     sys.path.append(str(code_dir))
-    notes.append(
+    return code_dir, [
         f"the bundle's compiled wheels are for linux/{spec.architecture} {spec.runtime}, this "
-        f"is {sys.platform}/{host_architecture()} python{sys.version_info.major}."
-        f"{sys.version_info.minor}: {top} comes from the bundle, its dependencies from "
+        f"is {here}: {top} comes from the bundle, its dependencies from "
         f"{_display(Path(sys.prefix))} (the same pins, requirements/function.txt)"
-    )
-    return code_dir, notes
-
-
-def _provides(entry: Path, top: str) -> bool:
-    return (entry / top).is_dir() or (entry / f"{top}.py").is_file()
+    ]
 
 
 def _display(path: Path) -> str:

@@ -37,7 +37,7 @@ class LambdaBridge:
             scope["method"],
             scope["path"],
             query=scope["query_string"].decode("latin-1"),
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
             body=body,
         )
         _ms, result = await asyncio.wrap_future(self.runner.submit(event))

@@ -73,7 +73,7 @@ class LambdaTransport(httpx.BaseTransport):
             request.method,
             request.url.path,
             query=request.url.query.decode(),
-            headers=dict(request.headers),
+            headers=request.headers.multi_items(),
             body=request.read(),
             build_event=self.build_event,
         )
