@@ -1,11 +1,9 @@
 """A fresh interpreter's part of the benchmark, and `spawn`, which starts one.
 
-`python -m bench.child OUT_JSON MODULE [--route ROUTE] [--no-invoke]`: one cold start. It
-imports the handler module, then invokes it once; only the import and the first invocation
-are timed, not building the event. `python -m bench.child OUT_JSON --warm N`: the floor and
-the project's handler side by side, N warm invocations of GET /users/{id} each,
-interleaved (bench.warm). The result goes to OUT_JSON because the project's handler writes
-its logs and metrics to stdout. The environment (PYTHONPATH, the database) is `spawn`'s.
+`python -m bench.child OUT_JSON MODULE [--no-invoke]` times the import of a handler module,
+then its first invocation, GET /users/{id} (not building the event). `python -m bench.child
+OUT_JSON --warm N` interleaves N warm invocations of GET /users/{id} by both handlers
+(bench.warm). The result goes to OUT_JSON: the project's handler logs to stdout.
 """
 
 from __future__ import annotations
@@ -26,11 +24,7 @@ FUNCTION_NAME = "UsersApiFunction"
 
 
 def spawn(
-    python: Sequence[str],
-    path: Iterable[Path],
-    db_env: dict[str, str],
-    *args: str,
-    timeout: float = 300,
+    python: Sequence[str], path: Iterable[Path], db_env: dict[str, str], *args: str
 ) -> tuple[dict[str, Any], str]:
     """`PYTHON -m bench.child OUT_JSON ARGS...`: its JSON result and its stderr.
 
@@ -48,9 +42,8 @@ def spawn(
     env["PYTHONPATH"] = os.pathsep.join(map(str, [*path, ROOT]))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["AWS_LAMBDA_FUNCTION_NAME"] = FUNCTION_NAME
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
-        out_path = Path(out.name)
-    try:
+    with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
+        out_path = Path(tmp) / "result.json"
         proc = subprocess.run(
             [*python, "-m", "bench.child", str(out_path), *args],
             env=env,
@@ -58,17 +51,15 @@ def spawn(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
+            timeout=300,
             check=False,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"child {' '.join(args)} failed: {proc.stderr[-3000:]}")
         return json.loads(out_path.read_text()), proc.stderr
-    finally:
-        out_path.unlink(missing_ok=True)
 
 
-def cold_start(module_name: str, route: str, invoke: bool) -> dict[str, Any]:
+def cold_start(module_name: str, invoke: bool) -> dict[str, Any]:
     started = time.perf_counter()
     __import__(module_name)  # the C import path, which -X importtime reports
     module = sys.modules[module_name]
@@ -80,7 +71,7 @@ def cold_start(module_name: str, route: str, invoke: bool) -> dict[str, Any]:
         from bench.routes import ROUTES
         from devtools.lambda_runtime import LambdaContext
 
-        event, context = ROUTES[route].event(0), LambdaContext()
+        event, context = ROUTES["get_one"].event(0), LambdaContext()
         before = set(sys.modules)
         started = time.perf_counter()
         response = module.handler(event, context)
@@ -100,8 +91,7 @@ def main() -> None:
         warm = interleave(Handlers(), "child", ROUTES["get_one"], int(args[1]), warmup=10)
         result: dict[str, Any] = {"ms": warm.ms, "errors": warm.errors}
     else:
-        route = args[args.index("--route") + 1] if "--route" in args else "get_one"
-        result = cold_start(args[0], route, "--no-invoke" not in args)
+        result = cold_start(args[0], invoke="--no-invoke" not in args)
     with open(out_path, "w") as out:
         json.dump(result, out)
 

@@ -1,21 +1,12 @@
 """Cold starts, and warm p50 in processes of their own, per serving and configuration.
 
-Every row is the floor against the project's handler, served and configured alike, through
-pgbouncer (the stand-in for RDS Proxy) behind the counting proxy (bench.proxy_process):
-- servings: `venv` (this virtualenv's packages, the project and the floor byte-compiled as
-  the bundle is) and `bundle` (the CDK recipe's bundle built for this machine's
-  architecture, run by a Python 3.12 with -S: nothing but the bundle, as in /var/task);
-- configurations: `password/TCP` (plain TCP, pgbouncer trusts the user) and `IAM/TLS`
-  (DB_AUTH_MODE=iam, DB_SSL=verify-full to a pgbouncer terminating TLS with a certificate
-  from a throwaway CA, trusted through SSL_CERT_FILE, for the name the client dials).
-  pgbouncer never asks for the token (RDS Proxy does, in one more round trip for both);
-  signing it is measured all the same.
-
-Per row: `rounds` fresh interpreters per handler, floor and project interleaved, each
-timing its import and its first invocation (GET /users/{id}; round trips counted by the
-proxy); then `warm_processes` processes that each interleave `iterations` warm invocations
-of both (bench.child --warm). Ratios are project / floor; their spread is the range over
-rounds (cold) and over processes (warm).
+Each row times the floor against the project's handler, served and configured alike, through
+pgbouncer (the stand-in for RDS Proxy) behind the counting proxy. Servings: `venv`, and
+`bundle` (the CDK recipe's, built for this machine, run by a Python 3.12 with -S: nothing but
+the bundle, as in /var/task). Configurations: `password/TCP`, and `IAM/TLS` (verify-full,
+with a throwaway CA; pgbouncer never asks for the token, which is signed all the same). Per
+row: fresh interpreters per handler, interleaved, timing the import and the first
+invocation (GET /users/{id}), then processes interleaving warm invocations of both.
 """
 
 from __future__ import annotations
@@ -27,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,10 +117,7 @@ def _cold_rounds(
     serving: Serving, db_env: dict[str, str], proxy: ProxyProcess, rounds: int
 ) -> dict[str, dict[str, list[Any]]]:
     """Per handler, per round: import and first-invocation ms, round trips, connections."""
-    cold: dict[str, dict[str, list[Any]]] = {
-        name: {"import_ms": [], "first_ms": [], "round_trips": [], "connections": []}
-        for name in HANDLERS
-    }
+    cold: dict[str, dict[str, list[Any]]] = {name: defaultdict(list) for name in HANDLERS}
     for _ in range(rounds):  # interleaved, so the machine's noise spreads over both
         for name, module in HANDLERS.items():
             proxy.reset_counts()
@@ -136,11 +125,13 @@ def _cold_rounds(
             trips, connections = proxy.counts()
             if result["status"] != 200:
                 raise RuntimeError(f"{serving.name} {name}: status {result['status']}")
-            cold[name]["import_ms"].append(result["import_ms"])
-            cold[name]["first_ms"].append(result["first_invocation_ms"])
-            cold[name]["round_trips"].append(trips)
-            cold[name]["connections"].append(connections)
-            cold[name]["lazy"] = result["imported_on_first_invocation"]
+            side = cold[name]
+            side["import_ms"].append(result["import_ms"])
+            side["first_ms"].append(result["first_invocation_ms"])
+            side["total_ms"].append(result["import_ms"] + result["first_invocation_ms"])
+            side["round_trips"].append(trips)
+            side["connections"].append(connections)
+            side["lazy"] = result["imported_on_first_invocation"]
     return cold
 
 
@@ -166,8 +157,6 @@ def summarize(
     serving: str, config: str, cold: dict[str, dict[str, Any]], warm_p50: dict[str, list[float]]
 ) -> dict[str, Any]:
     floor, project = cold["floor"], cold["project"]
-    for side in (floor, project):
-        side["total_ms"] = [a + b for a, b in zip(side["import_ms"], side["first_ms"], strict=True)]
 
     def ratios(key: str) -> list[float]:
         return [p / f for p, f in zip(project[key], floor[key], strict=True)]
@@ -211,9 +200,6 @@ def run_cold(
                 cold = _cold_rounds(serving, db_env, proxy, rounds)
                 warm_p50 = _warm_processes(serving, db_env, warm_processes, iterations)
                 row = summarize(serving.name, config, cold, warm_p50)
-                log(
-                    f"cold {serving.name:6} {config:12} x 1st {row['first_ratio']:.2f}, "
-                    f"x import+1st {row['total_ratio']:.2f}, x warm p50 {row['warm_ratio']:.2f}"
-                )
+                log(f"cold {serving.name:6} {config:12} x import+1st {row['total_ratio']:.2f}")
                 rows.append(row)
     return rows

@@ -13,7 +13,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,12 +122,8 @@ def _dir_size(path: Path) -> int:
 
 
 def _zipped_size(path: Path) -> int:
-    with tempfile.TemporaryFile() as tmp:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file in sorted(path.rglob("*")):
-                if file.is_file():
-                    archive.write(file, file.relative_to(path).as_posix())
-        return tmp.tell()
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(shutil.make_archive(f"{tmp}/bundle", "zip", path)).stat().st_size
 
 
 def bundle_report(zipped: bool) -> dict[str, Any]:

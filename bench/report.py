@@ -22,21 +22,14 @@ def mib(n: int) -> float:
     return n / 2**20
 
 
-def _header(meta: dict[str, Any]) -> Iterator[str]:
+def _warm(report: dict[str, Any]) -> Iterator[str]:
+    meta, rows = report["meta"], report["warm"]
     yield (
-        f"users API benchmark  {meta['date']}  Python {meta['python']}  {meta['machine']}  "
-        f"{meta['cpus']} CPUs  PostgreSQL via {meta['database']}"
+        f"WARM INVOCATIONS (ms per invocation; ratio = project / floor, same run; "
+        f"{meta['iterations']} per route per handler, interleaved A B A B after "
+        f"{meta['warmup']} warm-up each; proxy = {PROXY_DELAY_S * 1000:.1f} ms per chunk one "
+        "way; RT = round trips per invocation, counted by the proxy; conn = connections)"
     )
-    yield (
-        f"warm: {meta['iterations']} invocations per route per handler, interleaved A B A B "
-        f"after {meta['warmup']} warm-up each; proxy (own process) delays each chunk "
-        f"{PROXY_DELAY_S * 1000:.1f} ms one way; RT = round trips per invocation (counted by "
-        "the proxy), conn = connections"
-    )
-
-
-def _warm(rows: list[dict[str, Any]]) -> Iterator[str]:
-    yield "WARM INVOCATIONS (ms per invocation; ratio = project / floor, same run)"
     header = (
         f"{'mode':6} {'route':20} {'floor p50':>9} {'p99':>7} {'project p50':>11} {'p99':>7} "
         f"{'x p50':>6} {'x p99':>6} {'RT floor':>8} {'RT proj':>7} {'conn':>4} {'err':>3}"
@@ -64,7 +57,8 @@ def _warm(rows: list[dict[str, Any]]) -> Iterator[str]:
     )
 
 
-def _trace(trace: dict[str, Any]) -> Iterator[str]:
+def _trace(report: dict[str, Any]) -> Iterator[str]:
+    trace = report["trace"]
     yield "ROUND TRIPS, statement by statement (protocol-decoding proxy)"
     for title, trips in (
         ("first invocation, floor", trace["first"]["floor"]),
@@ -86,7 +80,8 @@ def _range(spread: dict[str, float]) -> str:
     return f"{spread['min']:.2f}-{spread['max']:.2f}"
 
 
-def _cold(rows: list[dict[str, Any]], meta: dict[str, Any]) -> Iterator[str]:
+def _cold(report: dict[str, Any]) -> Iterator[str]:
+    meta, rows = report["meta"], report["cold"]
     yield (
         f"COLD START AND WARM p50, per serving and configuration (through pgbouncer behind the "
         f"proxy; {meta['cold_runs']} cold rounds, {meta['warm_processes']} warm processes x "
@@ -116,14 +111,13 @@ def _cold(rows: list[dict[str, Any]], meta: dict[str, Any]) -> Iterator[str]:
         )
     lazy = sorted({name for row in rows for name in row["lazy_packages"]})
     yield (
-        "fastest = the fastest project import / the floor's fastest; conn = the project's "
-        "connections in its first invocation; lazy = modules the project first imports during "
-        f"it ({', '.join(lazy) or 'none'}); import+1st = what a cold start adds before the "
-        "first answer"
+        "fastest = fastest import / the floor's fastest; conn, lazy = the project's connections "
+        f"and modules first imported in its first invocation ({', '.join(lazy) or 'none'})"
     )
 
 
-def _imports(imports: dict[str, Any]) -> Iterator[str]:
+def _imports(report: dict[str, Any]) -> Iterator[str]:
+    imports = report["imports"]
     yield (
         f"IMPORT PROFILE of users_api.handler (-X importtime, bytecode, per-module medians of "
         f"{imports['runs']} run{'s' if imports['runs'] > 1 else ''}): "
@@ -145,7 +139,8 @@ def _imports(imports: dict[str, Any]) -> Iterator[str]:
             yield f"    {name:18} no"
 
 
-def _bundle(bundle: dict[str, Any]) -> Iterator[str]:
+def _bundle(report: dict[str, Any]) -> Iterator[str]:
+    bundle = report["bundle"]
     if "error" in bundle:
         yield f"BUNDLE: {bundle['error']}"
         return
@@ -217,17 +212,14 @@ def evaluate_targets(report: dict[str, Any]) -> list[dict[str, str]]:
 
 def format_report(report: dict[str, Any]) -> str:
     meta = report["meta"]
-    sections: list[Iterable[str]] = [_header(meta)]
-    if "warm" in report:
-        sections.append(_warm(report["warm"]))
-    if "trace" in report:
-        sections.append(_trace(report["trace"]))
-    if "cold" in report:
-        sections.append(_cold(report["cold"], meta))
-    if "imports" in report:
-        sections.append(_imports(report["imports"]))
-    if "bundle" in report:
-        sections.append(_bundle(report["bundle"]))
+    sections: list[Iterable[str]] = [
+        [
+            f"users API benchmark  {meta['date']}  Python {meta['python']}  {meta['machine']}  "
+            f"{meta['cpus']} CPUs  PostgreSQL via {meta['database']}"
+        ]
+    ]
+    parts = {"warm": _warm, "trace": _trace, "cold": _cold, "imports": _imports, "bundle": _bundle}
+    sections += [section(report) for part, section in parts.items() if part in report]
     sections += [[f"{part.upper()}: not measured ({why})"] for part, why in meta["skipped"].items()]
     targets = [
         f"  {line['target']:55} {line['measured']:>30}   {line['verdict']}"

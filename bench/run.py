@@ -1,17 +1,10 @@
 """The benchmark: the project's Lambda handler against a bare asyncpg floor (see README.md).
 
 `python -m bench.run [--quick] [--only PART...] [--iterations N] [--cold-runs N]
-[--json PATH]`; the parts, in the order they run:
-
-- warm: warm invocations, floor and project interleaved (A B A B) in this process, per route,
-  straight to PostgreSQL and through the proxy that delays each chunk and counts round trips
-  (bench.warm);
-- trace: the SQL of every round trip of a first and of a warm invocation (bench.wiretrace);
-- cold: cold starts in fresh interpreters (import, first invocation, its round trips) and
-  warm p50 in processes of their own, from the virtualenv and from the bundle, with
-  password/TCP and with IAM/TLS, through pgbouncer (bench.cold);
-- imports: what the project's import spends its time on (bench.footprint);
-- bundle: the Lambda bundle's size (bench.footprint).
+[--json PATH]`. The parts, in the order they run: `warm` (bench.warm: per route, in this
+process, straight to PostgreSQL and through the counting proxy), `trace` (bench.wiretrace:
+the SQL of each round trip), `cold` (bench.cold: cold starts and warm p50 per serving and
+configuration), `imports` and `bundle` (bench.footprint).
 
 It only reports: no timing is ever a pass/fail check, and the exit status is 0 unless the
 benchmark itself could not run.
@@ -30,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import ROOT, log
+from bench import log
 from bench.child import FUNCTION_NAME
 
 PARTS = ("warm", "trace", "cold", "imports", "bundle")
@@ -76,22 +69,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def act_as_lambda() -> None:
-    """This process's environment and import path as the function's inside Lambda."""
+    """This process's environment as the function's inside Lambda."""
     from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 
     os.environ.update(FAKE_AWS_CREDENTIALS)
     os.environ["AWS_LAMBDA_FUNCTION_NAME"] = FUNCTION_NAME  # NullPool, as inside Lambda
     for name in ("AWS_PROFILE", "DB_HOST", "DB_NULLPOOL", "API_ROOT_PATH"):
         os.environ.pop(name, None)
-    for path in (str(ROOT / "functions"), str(ROOT)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
 
 
 def measure(parts: set[str], url: str, meta: dict[str, Any]) -> dict[str, Any]:
-    """Every part but the bundle, against the scratch database at `url`."""
+    """Every part in `parts`, against the scratch database at `url`."""
     from bench.cold import bytecode_copy, run_cold
-    from bench.footprint import import_profile
+    from bench.footprint import bundle_report, import_profile
     from bench.proxy_process import host_port, with_host
     from bench.warm import Handlers, run_warm
     from bench.wiretrace import run_trace
@@ -114,6 +104,8 @@ def measure(parts: set[str], url: str, meta: dict[str, Any]) -> dict[str, Any]:
         if "imports" in parts:
             report["imports"] = import_profile(direct, bytecode, meta["import_runs"])
     handlers.point_at(direct)  # the engine disposed of before the database is dropped
+    if "bundle" in parts:
+        report["bundle"] = bundle_report(zipped=not meta["quick"])
     return report
 
 
@@ -134,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}",
         "cpus": os.cpu_count(),
+        "quick": args.quick,
         "iterations": args.iterations or (30 if args.quick else 200),
         "warmup": 3 if args.quick else 10,
         "cold_runs": args.cold_runs or (3 if args.quick else 7),
@@ -158,13 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         target = make_url(url)
         meta["database"] = f"{target.host}:{target.port}"
         log(f"database {target.database} on {target.host}:{target.port}")
-        if parts - {"bundle"}:
-            with contextlib.redirect_stdout(devnull):  # before the app's logger binds stdout
-                report |= measure(parts, url, meta)
-    if "bundle" in parts:
-        from bench.footprint import bundle_report
-
-        report["bundle"] = bundle_report(zipped=not args.quick)
+        with contextlib.redirect_stdout(devnull):  # before the app's logger binds stdout
+            report |= measure(parts, url, meta)
     meta["duration_s"] = round(time.monotonic() - started, 1)
     print(format_report(report))
     print(f"\n(benchmark took {meta['duration_s']:.0f} s)")

@@ -124,10 +124,6 @@ def run_warm(handlers: Handlers, url: str, iterations: int, warmup: int) -> list
             handlers.point_at(target)
             for route in ROUTES.values():
                 result = interleave(handlers, mode, route, iterations, warmup, counter)
-                log(
-                    f"warm {mode:6} {route.label:20} floor p50 "
-                    f"{statistics.median(result.ms['floor']):6.2f} ms, project p50 "
-                    f"{statistics.median(result.ms['project']):6.2f} ms"
-                )
+                log(f"warm {mode:6} {route.label:20} x p50 {result.summary()['ratio_p50']:.2f}")
                 results.append(result)
     return results

@@ -123,10 +123,11 @@ class TracingProxy(TcpProxy):
         with self._lock:
             self.traced = []
 
-    def trips(self) -> list[RoundTrip]:
-        """Every round trip since the last reset, connections in order of opening."""
+    def trips(self) -> list[str]:
+        """Every round trip since the last reset, one line each (SQL as the client formatted
+        it spans several), connections in order of opening."""
         with self._lock:
-            return [trip for conn in self.traced for trip in conn]
+            return [" ".join(trip.describe().split()) for conn in self.traced for trip in conn]
 
     def _opened(self) -> tuple[list[RoundTrip], _ClientStream]:
         trips: list[RoundTrip] = []
@@ -141,11 +142,6 @@ class TracingProxy(TcpProxy):
         if new_round_trip:
             trips.append(RoundTrip())
         parser.feed(data, trips[-1])
-
-
-def _one_per_line(trips: list[RoundTrip]) -> list[str]:
-    """Each round trip on one line (SQL as the client formatted it spans several)."""
-    return [" ".join(trip.describe().split()) for trip in trips]
 
 
 def _extras(project: list[str], floor: list[str]) -> list[str]:
@@ -181,7 +177,7 @@ def run_trace(handlers: Handlers, url: str, bytecode: Path) -> dict[str, Any]:
             tracer.reset()
             spawn([sys.executable], [bytecode], {"DATABASE_URL": traced_url}, module)
             tracer.wait_idle()
-            out["first"][name] = _one_per_line(tracer.trips())
+            out["first"][name] = tracer.trips()
         handlers.point_at(traced_url)
         for name in ("floor", "project"):  # the engine's first connect happens here
             handlers.invoke(name, ROUTES["get_one"].event(0))
@@ -192,7 +188,7 @@ def run_trace(handlers: Handlers, url: str, bytecode: Path) -> dict[str, Any]:
                 tracer.reset()
                 handlers.invoke(name, route.event(1))
                 tracer.wait_idle()
-                per_route[name] = _one_per_line(tracer.trips())
+                per_route[name] = tracer.trips()
             per_route["extra"] = _extras(per_route["project"], per_route["floor"])
             out["warm"][route.label] = per_route
     out["first"]["extra"] = _extras(out["first"]["project"], out["first"]["floor"])
