@@ -56,6 +56,7 @@ def bytecode_copy() -> Iterator[Path]:
 
 @contextlib.contextmanager
 def servings(bytecode: Path) -> Iterator[list[Serving]]:
+    """This virtualenv, and the bundle when there is a Python 3.12 to run it."""
     from bench.footprint import built_bundle
     from infra import bundling
 
@@ -169,7 +170,6 @@ def summarize(
     return {
         "serving": serving,
         "config": config,
-        "rounds": len(floor["import_ms"]),
         "median": median,
         "import_ratio": median["project"]["import_ms"] / median["floor"]["import_ms"],
         "import_ratio_fastest": min(project["import_ms"]) / min(floor["import_ms"]),
