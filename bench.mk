@@ -4,7 +4,7 @@ BENCH_ARGS ?=
 
 .PHONY: bench
 
-bench: setup pgbouncer ## benchmark the handler against a bare asyncpg floor (BENCH_ARGS=--quick)
+bench: setup pgbouncer ## benchmark the handler against a bare asyncpg floor (BENCH_ARGS="--quick --only cold")
 	AWS_EC2_METADATA_DISABLED=true PYTHONPATH="$(CURDIR)/functions:$(CURDIR)" \
 		$(PY) -m bench.run $(BENCH_ARGS)
 

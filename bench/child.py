@@ -1,101 +1,77 @@
-"""One cold start, in a fresh interpreter: import a handler module, then invoke it once.
+"""A fresh interpreter's part of the benchmark, and `spawn`, which starts one.
 
-Run by bench.run as `python -m bench.child MODULE OUT_JSON [--route ROUTE] [--no-invoke]`,
-with the environment (PYTHONPATH, DATABASE_URL, AWS_LAMBDA_FUNCTION_NAME) already set. Only
-the import and the first invocation are timed; building the event is not. The result goes
-to OUT_JSON because the project's handler writes its logs and metrics to stdout.
-
-`python -m bench.child --warm N OUT_JSON` (bench.matrix) instead imports the floor and the
-project's handler side by side and times N warm invocations of each, interleaved A B A B
-after a warm-up, so both see the same machine at the same moment.
+`python -m bench.child OUT_JSON MODULE [--no-invoke]` times the import of a handler module,
+then its first invocation, GET /users/{id} (not building the event). `python -m bench.child
+OUT_JSON --warm N` interleaves N warm invocations of GET /users/{id} by both handlers
+(bench.warm). The result goes to OUT_JSON: the project's handler logs to stdout.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import ROOT
+
+FUNCTION_NAME = "UsersApiFunction"
 
 
 def spawn(
-    python: Sequence[str],
-    before: Sequence[str],
-    after: Sequence[str],
-    env: dict[str, str],
-    timeout: float,
+    python: Sequence[str], path: Iterable[Path], db_env: dict[str, str], *args: str
 ) -> tuple[dict[str, Any], str]:
-    """`PYTHON -m bench.child BEFORE... OUT_JSON AFTER...`: its JSON result and its stderr."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
-        out_path = Path(out.name)
-    try:
+    """`PYTHON -m bench.child OUT_JSON ARGS...`: its JSON result and its stderr.
+
+    The child's environment is this one's without its database, Python and TLS settings,
+    plus fake AWS credentials, the function's name, `path` (then the repository) and `db_env`.
+    """
+    from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
+
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DB_", "PYTHON", "SSL_")) and name != "DATABASE_URL"
+    }
+    env |= FAKE_AWS_CREDENTIALS | db_env
+    env["PYTHONPATH"] = os.pathsep.join(map(str, [*path, ROOT]))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["AWS_LAMBDA_FUNCTION_NAME"] = FUNCTION_NAME
+    with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
+        out_path = Path(tmp) / "result.json"
         proc = subprocess.run(
-            [*python, "-m", "bench.child", *before, str(out_path), *after],
+            [*python, "-m", "bench.child", str(out_path), *args],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
+            timeout=300,
             check=False,
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"child {' '.join(before)} failed: {proc.stderr[-3000:]}")
+            raise RuntimeError(f"child {' '.join(args)} failed: {proc.stderr[-3000:]}")
         return json.loads(out_path.read_text()), proc.stderr
-    finally:
-        out_path.unlink(missing_ok=True)
 
 
-def warm(iterations: int, out_path: str) -> None:
-    from bench.routes import ROUTES
-    from devtools.lambda_runtime import LambdaContext
-
-    handlers = {
-        "floor": __import__("floor_handler").handler,
-        "project": __import__("users_api.handler", fromlist=["handler"]).handler,
-    }
-    route = ROUTES["get_one"]
-    ms: dict[str, list[float]] = {name: [] for name in handlers}
-    statuses: set[int] = set()
-    for i in range(-10, iterations):  # ten warm-up rounds, not kept
-        for name, handler in handlers.items():
-            event, context = route.event(i), LambdaContext()
-            started = time.perf_counter()
-            response = handler(event, context)
-            elapsed = (time.perf_counter() - started) * 1000
-            statuses.add(response["statusCode"])
-            if i >= 0:
-                ms[name].append(elapsed)
-    with open(out_path, "w") as out:
-        json.dump({"ms": ms, "statuses": sorted(statuses)}, out)
-
-
-def main() -> None:
-    if sys.argv[1] == "--warm":
-        warm(int(sys.argv[2]), sys.argv[3])
-        return
-    module_name, out_path = sys.argv[1], sys.argv[2]
-    route = sys.argv[sys.argv.index("--route") + 1] if "--route" in sys.argv else "get_one"
+def cold_start(module_name: str, invoke: bool) -> dict[str, Any]:
     started = time.perf_counter()
     __import__(module_name)  # the C import path, which -X importtime reports
     module = sys.modules[module_name]
-    imported = time.perf_counter()
-    result: dict[str, object] = {
-        "import_ms": (imported - started) * 1000,
+    result: dict[str, Any] = {
+        "import_ms": (time.perf_counter() - started) * 1000,
         "modules": sorted(sys.modules),
     }
-    if "--no-invoke" not in sys.argv:
+    if invoke:
         from bench.routes import ROUTES
         from devtools.lambda_runtime import LambdaContext
 
-        event = ROUTES[route].event(0)
-        context = LambdaContext()
+        event, context = ROUTES["get_one"].event(0), LambdaContext()
         before = set(sys.modules)
         started = time.perf_counter()
         response = module.handler(event, context)
@@ -103,6 +79,19 @@ def main() -> None:
         result["status"] = response["statusCode"]
         # Imported lazily, during the first invocation (the engine, the driver, ...).
         result["imported_on_first_invocation"] = sorted(set(sys.modules) - before)
+    return result
+
+
+def main() -> None:
+    out_path, args = sys.argv[1], sys.argv[2:]
+    if args[0] == "--warm":
+        from bench.routes import ROUTES
+        from bench.warm import Handlers, interleave
+
+        warm = interleave(Handlers(), "child", ROUTES["get_one"], int(args[1]), warmup=10)
+        result: dict[str, Any] = {"ms": warm.ms, "errors": warm.errors}
+    else:
+        result = cold_start(args[0], invoke="--no-invoke" not in args)
     with open(out_path, "w") as out:
         json.dump(result, out)
 

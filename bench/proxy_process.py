@@ -1,82 +1,76 @@
-"""`devtools.tcp_proxy.TcpProxy` in a process of its own, driven over a pipe.
+"""The delaying, round-trip-counting proxy of the benchmark, in a process of its own.
 
-In the benchmark's own process the proxy's thread would compete with the handler under
-measurement for the GIL; on Lambda the hop to RDS Proxy costs the function no CPU. The
-child serves `python -m bench.proxy_process HOST PORT DELAY_S` and answers one line per
-command on stdin: `reset` -> `ok`; `counts` -> `ROUND_TRIPS CONNECTIONS` once every proxied
-connection has ended (so a closing Terminate is counted); `quit`.
+`devtools.tcp_proxy.TcpProxy` delays each chunk PROXY_DELAY_S one way (the function-to-RDS-
+Proxy hop) and counts round trips. As a thread of the benchmark it would compete with the
+handler under measurement for the GIL, where on Lambda the hop costs the function no CPU;
+so it runs in a child process, driven over a pipe.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+import multiprocessing
+from multiprocessing.connection import Connection
 
-ROOT = Path(__file__).resolve().parents[1]
+PROXY_DELAY_S = 0.0005  # one way, per chunk
 
 
-def _serve(host: str, port: int, delay_s: float) -> None:
+def host_port(url: str) -> tuple[str, int]:
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    return target.host or "127.0.0.1", target.port or 5432
+
+
+def with_host(url: str, host: str, port: int) -> str:
+    """`url` for SQLAlchemy's asyncpg driver, at `host`:`port`."""
+    from sqlalchemy.engine import make_url
+
+    return (
+        make_url(url)
+        .set(drivername="postgresql+asyncpg", host=host, port=port)
+        .render_as_string(False)
+    )
+
+
+def _serve(pipe: Connection, host: str, port: int) -> None:
     from devtools.tcp_proxy import TcpProxy
 
-    with TcpProxy(host, port, delay_s=delay_s) as proxy:
-        print(proxy.port, flush=True)
-        for line in sys.stdin:
-            command = line.strip()
-            if command == "reset":
-                proxy.reset_counts()
-                print("ok", flush=True)
-            elif command == "counts":
-                print(*proxy.counts(), flush=True)
-            elif command == "quit":
-                break
+    with TcpProxy(host, port, delay_s=PROXY_DELAY_S) as proxy:
+        pipe.send(proxy.port)
+        while (command := pipe.recv()) != "quit":
+            pipe.send(proxy.counts() if command == "counts" else proxy.reset_counts())
 
 
 class ProxyProcess:
-    """The parent's handle: same counting as TcpProxy, the proxy in another process."""
+    """The parent's handle, counting as TcpProxy does; the proxy forwards to `host`:`port`."""
 
-    def __init__(self, host: str, port: int, *, delay_s: float) -> None:
-        self._args = [sys.executable, "-m", "bench.proxy_process", host, str(port), str(delay_s)]
-        self._proc: subprocess.Popen[str] | None = None
+    def __init__(self, host: str, port: int) -> None:
+        context = multiprocessing.get_context("spawn")  # no copy of this process's threads
+        self._pipe, child_end = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child_end, host, port), daemon=True)
         self.port = 0
 
     def __enter__(self) -> ProxyProcess:
-        self._proc = subprocess.Popen(
-            self._args,
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self.port = int(self._ask(None))
+        self._process.start()
+        self.port = self._pipe.recv()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._proc is not None
-        try:
-            self._ask("quit", answer=False)
-            self._proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self._proc.kill()
-
-    def _ask(self, command: str | None, *, answer: bool = True) -> str:
-        assert self._proc is not None
-        assert self._proc.stdin is not None
-        assert self._proc.stdout is not None
-        if command is not None:
-            self._proc.stdin.write(command + "\n")
-            self._proc.stdin.flush()
-        return self._proc.stdout.readline().strip() if answer else ""
+        self._pipe.send("quit")
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
 
     def reset_counts(self) -> None:
-        self._ask("reset")
+        self._pipe.send("reset")
+        self._pipe.recv()
 
     def counts(self) -> tuple[int, int]:
-        """(round trips, connections) since the last reset, once the proxy is idle."""
-        round_trips, connections = self._ask("counts").split()
-        return int(round_trips), int(connections)
+        """(round trips, connections) since the last reset, once every proxied connection
+        has ended (so a closing Terminate is counted)."""
+        self._pipe.send("counts")
+        return self._pipe.recv()
 
-
-if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
+    def url(self, url: str) -> str:
+        """`url`, through this proxy."""
+        return with_host(url, "127.0.0.1", self.port)

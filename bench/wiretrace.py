@@ -4,13 +4,19 @@ A `devtools.tcp_proxy.TcpProxy` that groups the client's messages into round tri
 counts them (a new round trip starts each time the client speaks after the server did) and
 keeps the SQL of each one, so the benchmark can list the exact statements a handler sends.
 Diagnostic only: no delay, and the numbers it reports are counts, never timings.
+`run_trace` lists the statements of a first invocation (a fresh interpreter) and of a warm
+invocation of every route, for both handlers, and those the floor does not send.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from bench.warm import Handlers
 from devtools.tcp_proxy import TcpProxy
 
 # Request codes in place of a protocol version, before the StartupMessage.
@@ -117,10 +123,11 @@ class TracingProxy(TcpProxy):
         with self._lock:
             self.traced = []
 
-    def trips(self) -> list[RoundTrip]:
-        """Every round trip since the last reset, connections in order of opening."""
+    def trips(self) -> list[str]:
+        """Every round trip since the last reset, one line each (SQL as the client formatted
+        it spans several), connections in order of opening."""
         with self._lock:
-            return [trip for conn in self.traced for trip in conn]
+            return [" ".join(trip.describe().split()) for conn in self.traced for trip in conn]
 
     def _opened(self) -> tuple[list[RoundTrip], _ClientStream]:
         trips: list[RoundTrip] = []
@@ -135,3 +142,54 @@ class TracingProxy(TcpProxy):
         if new_round_trip:
             trips.append(RoundTrip())
         parser.feed(data, trips[-1])
+
+
+def _extras(project: list[str], floor: list[str]) -> list[str]:
+    """The project's round trips that the floor does not make.
+
+    Both open with Startup and end with Terminate, and run the route's statement in two
+    round trips (Parse/Describe, then Parse/Bind/Execute: no statement cache); anything else
+    the project sends is beyond the floor. The route's statement is the last one sent.
+    """
+    statements = [t for t in project if ":" in t]
+    if not statements:
+        return []
+    route_sql = statements[-1].split(": ", 1)[1]
+    floor_kinds = {t for t in floor if ":" not in t}
+    return [
+        t
+        for t in project
+        if (":" in t and t.split(": ", 1)[1] != route_sql)
+        or (":" not in t and t not in floor_kinds)
+    ]
+
+
+def run_trace(handlers: Handlers, url: str, bytecode: Path) -> dict[str, Any]:
+    """The first invocations are fresh interpreters importing from the `bytecode` copy."""
+    from bench.child import spawn
+    from bench.proxy_process import host_port, with_host
+    from bench.routes import ROUTES
+
+    out: dict[str, Any] = {"first": {}, "warm": {}}
+    with TracingProxy(*host_port(url)) as tracer:
+        traced_url = with_host(url, "127.0.0.1", tracer.port)
+        for name, module in (("floor", "floor_handler"), ("project", "users_api.handler")):
+            tracer.reset()
+            spawn([sys.executable], [bytecode], {"DATABASE_URL": traced_url}, module)
+            tracer.wait_idle()
+            out["first"][name] = tracer.trips()
+        handlers.point_at(traced_url)
+        for name in ("floor", "project"):  # the engine's first connect happens here
+            handlers.invoke(name, ROUTES["get_one"].event(0))
+        for route in ROUTES.values():
+            per_route = {}
+            for name in ("floor", "project"):
+                tracer.wait_idle()
+                tracer.reset()
+                handlers.invoke(name, route.event(1))
+                tracer.wait_idle()
+                per_route[name] = tracer.trips()
+            per_route["extra"] = _extras(per_route["project"], per_route["floor"])
+            out["warm"][route.label] = per_route
+    out["first"]["extra"] = _extras(out["first"]["project"], out["first"]["floor"])
+    return out

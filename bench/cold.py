@@ -1,0 +1,205 @@
+"""Cold starts, and warm p50 in processes of their own, per serving and configuration.
+
+Each row times the floor against the project's handler, served and configured alike, through
+pgbouncer (the stand-in for RDS Proxy) behind the counting proxy. Servings: `venv`, and
+`bundle` (the CDK recipe's, built for this machine, run by a Python 3.12 with -S: nothing but
+the bundle, as in /var/task). Configurations: `password/TCP`, and `IAM/TLS` (verify-full,
+with a throwaway CA; pgbouncer never asks for the token, which is signed all the same). Per
+row: fresh interpreters per handler, interleaved, timing the import and the first
+invocation (GET /users/{id}), then processes interleaving warm invocations of both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import ROOT, log
+from bench.child import spawn
+from bench.proxy_process import ProxyProcess, host_port
+from bench.warm import span
+
+# As the CDK bundler compiles: the asset zip resets timestamps, so hash-based .pyc.
+COMPILE_ALL = ("-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash")
+TLS_HOSTNAME = "localhost"  # the certificate's only name; the client dials it
+HANDLERS = {"floor": "floor_handler", "project": "users_api.handler"}
+
+
+@dataclass(frozen=True)
+class Serving:
+    name: str
+    python: tuple[str, ...]
+    path: tuple[Path, ...]
+
+
+@contextlib.contextmanager
+def bytecode_copy() -> Iterator[Path]:
+    """The project's package and the floor, byte-compiled as the bundle is, in a temporary
+    directory (site-packages keep their own .pyc, as they have in the bundle)."""
+    with tempfile.TemporaryDirectory(prefix="users-api-bench-") as tmp:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+        shutil.copytree(ROOT / "functions" / "users_api", Path(tmp) / "users_api", ignore=ignore)
+        shutil.copy2(ROOT / "bench" / "floor_handler.py", tmp)
+        subprocess.run([sys.executable, *COMPILE_ALL, tmp], check=True)
+        yield Path(tmp)
+
+
+@contextlib.contextmanager
+def servings(bytecode: Path) -> Iterator[list[Serving]]:
+    """This virtualenv, and the bundle when there is a Python 3.12 to run it."""
+    from bench.footprint import built_bundle
+    from infra import bundling
+
+    found = [Serving("venv", (sys.executable,), (bytecode,))]
+    python = bundling.find_python312()
+    if python is None:
+        log("no Python 3.12 on this machine: the bundle is not measured")
+        yield found
+        return
+    native = bundling.X86_64_PLATFORMS if platform.machine() == "x86_64" else bundling.PLATFORMS
+    bundle_dir = ROOT / ".build" / f"bundle-{platform.machine()}" / bundling.source_hash()
+    try:
+        bundle = built_bundle(bundle_dir, native)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log(f"no bundle for this machine ({exc}): the bundle is not measured")
+        yield found
+        return
+    with tempfile.TemporaryDirectory(prefix="users-api-floor-") as floor_dir:
+        # The floor's one module beside (not inside) the bundle, compiled by that Python.
+        shutil.copy2(bytecode / "floor_handler.py", floor_dir)
+        subprocess.run([python, *COMPILE_ALL, floor_dir], check=True)
+        # -S: no site-packages, only the bundle (and the repository, for bench and devtools).
+        yield [*found, Serving("bundle", (python, "-S"), (Path(floor_dir), bundle))]
+
+
+@contextlib.contextmanager
+def configurations(pg_url: str) -> Iterator[dict[str, tuple[dict[str, str], ProxyProcess]]]:
+    """Per configuration: the child's database environment, and the counting proxy."""
+    from sqlalchemy.engine import make_url
+
+    from devtools.pgbouncer import pgbouncer
+    from devtools.tls import make_certificates
+
+    host, port = host_port(pg_url)
+    database = str(make_url(pg_url).database)
+    with contextlib.ExitStack() as stack:
+        certs_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tls-")))
+        certs = make_certificates(certs_dir, TLS_HOSTNAME)
+        plain = stack.enter_context(pgbouncer(host, port))
+        tls = stack.enter_context(pgbouncer(host, port, tls_cert=certs.cert, tls_key=certs.key))
+        plain_proxy = stack.enter_context(ProxyProcess("127.0.0.1", plain.port))
+        tls_proxy = stack.enter_context(ProxyProcess("127.0.0.1", tls.port))
+        iam_tls = {
+            "DB_AUTH_MODE": "iam",
+            "DB_SSL": "verify-full",
+            "DB_HOST": TLS_HOSTNAME,
+            "DB_PORT": str(tls_proxy.port),
+            "DB_NAME": database,
+            "DB_USER": "postgres",
+            "SSL_CERT_FILE": str(certs.ca),
+        }
+        yield {
+            "password/TCP": ({"DATABASE_URL": plain_proxy.url(pg_url)}, plain_proxy),
+            "IAM/TLS": (iam_tls, tls_proxy),
+        }
+
+
+def _cold_rounds(
+    serving: Serving, db_env: dict[str, str], proxy: ProxyProcess, rounds: int
+) -> dict[str, dict[str, list[Any]]]:
+    """Per handler, per round: import and first-invocation ms, round trips, connections."""
+    cold: dict[str, dict[str, list[Any]]] = {name: defaultdict(list) for name in HANDLERS}
+    for _ in range(rounds):  # interleaved, so the machine's noise spreads over both
+        for name, module in HANDLERS.items():
+            proxy.reset_counts()
+            result, _ = spawn(serving.python, serving.path, db_env, module)
+            trips, connections = proxy.counts()
+            if result["status"] != 200:
+                raise RuntimeError(f"{serving.name} {name}: status {result['status']}")
+            side = cold[name]
+            side["import_ms"].append(result["import_ms"])
+            side["first_ms"].append(result["first_invocation_ms"])
+            side["total_ms"].append(result["import_ms"] + result["first_invocation_ms"])
+            side["round_trips"].append(trips)
+            side["connections"].append(connections)
+            side["lazy"] = result["imported_on_first_invocation"]
+    return cold
+
+
+def _warm_processes(
+    serving: Serving, db_env: dict[str, str], processes: int, iterations: int
+) -> dict[str, list[float]]:
+    """Per handler, each process's warm p50."""
+    warm_p50: dict[str, list[float]] = {name: [] for name in HANDLERS}
+    for _ in range(processes):
+        result, _ = spawn(serving.python, serving.path, db_env, "--warm", str(iterations))
+        if any(result["errors"].values()):
+            raise RuntimeError(f"{serving.name} warm: errors {result['errors']}")
+        for name, ms in result["ms"].items():
+            warm_p50[name].append(statistics.median(ms))
+    return warm_p50
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize(
+    serving: str, config: str, cold: dict[str, dict[str, Any]], warm_p50: dict[str, list[float]]
+) -> dict[str, Any]:
+    floor, project = cold["floor"], cold["project"]
+
+    def ratios(key: str) -> list[float]:
+        return [p / f for p, f in zip(project[key], floor[key], strict=True)]
+
+    median = {
+        name: {key: statistics.median(side[key]) for key in ("import_ms", "first_ms", "total_ms")}
+        for name, side in cold.items()
+    }
+    warm_ratios = [p / f for p, f in zip(warm_p50["project"], warm_p50["floor"], strict=True)]
+    return {
+        "serving": serving,
+        "config": config,
+        "median": median,
+        "import_ratio": median["project"]["import_ms"] / median["floor"]["import_ms"],
+        "import_ratio_fastest": min(project["import_ms"]) / min(floor["import_ms"]),
+        "first_ratio": median["project"]["first_ms"] / median["floor"]["first_ms"],
+        "first_ratio_rounds": _spread(ratios("first_ms")),
+        "total_ratio": median["project"]["total_ms"] / median["floor"]["total_ms"],
+        "total_ratio_rounds": _spread(ratios("total_ms")),
+        "round_trips": {name: span(side["round_trips"]) for name, side in cold.items()},
+        "most_round_trips": max(project["round_trips"]),
+        "connections": span(project["connections"]),
+        "lazy_modules": len(project["lazy"]),
+        "lazy_packages": sorted({m.split(".")[0] for m in project["lazy"] if m[0] != "_"}),
+        "warm_p50_ms": {name: statistics.median(values) for name, values in warm_p50.items()},
+        "warm_ratio": statistics.median(warm_ratios),
+        "warm_ratio_processes": _spread(warm_ratios),
+        "samples": {"cold": cold, "warm_p50": warm_p50},
+    }
+
+
+def run_cold(
+    pg_url: str, bytecode: Path, rounds: int, warm_processes: int, iterations: int
+) -> list[dict[str, Any]]:
+    """Every serving in every configuration, one row each."""
+    rows = []
+    with servings(bytecode) as found, configurations(pg_url) as configs:
+        for serving in found:
+            for config, (db_env, proxy) in configs.items():
+                cold = _cold_rounds(serving, db_env, proxy, rounds)
+                warm_p50 = _warm_processes(serving, db_env, warm_processes, iterations)
+                row = summarize(serving.name, config, cold, warm_p50)
+                log(f"cold {serving.name:6} {config:12} x import+1st {row['total_ratio']:.2f}")
+                rows.append(row)
+    return rows

@@ -1,0 +1,156 @@
+"""What a cold start loads and what the function ships: the import profile, the bundle.
+
+The import profile is `python -X importtime` on `import users_api.handler` from the
+byte-compiled copy, in fresh interpreters. The bundle is the CDK recipe's
+(`infra.bundling.build_bundle`), kept by its input hash; `built_bundle` makes one when none
+is there yet (bench.cold also runs the handlers from one built for this machine).
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import ROOT, log
+from bench.child import spawn
+
+WATCHED_IMPORTS = ("boto3", "botocore", "alembic", "mako", "uvicorn", "httpx", "pydantic_settings")
+
+
+@dataclass
+class ImportLine:
+    self_us: int
+    cumulative_us: int
+    depth: int
+    name: str
+
+
+def parse_importtime(stderr: str) -> list[ImportLine]:
+    lines = []
+    for raw in stderr.splitlines():
+        if not raw.startswith("import time:") or "self [us]" in raw:
+            continue
+        self_us, cumulative_us, name_part = raw[len("import time:") :].split("|", 2)
+        name = name_part.strip()
+        depth = (len(name_part) - len(name_part.lstrip()) - 1) // 2
+        lines.append(ImportLine(int(self_us), int(cumulative_us), depth, name))
+    return lines
+
+
+def _import_tree(url: str, bytecode: Path) -> tuple[list[ImportLine], list[str]]:
+    """The -X importtime lines of `import users_api.handler`, and sys.modules after it."""
+    python = (sys.executable, "-X", "importtime")
+    args = ("users_api.handler", "--no-invoke")
+    result, stderr = spawn(python, [bytecode], {"DATABASE_URL": url}, *args)
+    lines = parse_importtime(stderr)
+    end = next(i for i, line in enumerate(lines) if line.name == "users_api.handler")
+    start = end
+    while start > 0 and lines[start - 1].depth > 0:
+        start -= 1
+    return lines[start : end + 1], result["modules"]
+
+
+def import_profile(url: str, bytecode: Path, runs: int) -> dict[str, Any]:
+    """-X importtime in `runs` fresh interpreters; each module's times are the medians."""
+    trees = [_import_tree(url, bytecode) for _ in range(runs)]
+    tree, modules = trees[0]
+    for line in tree:
+        same = [next((o for o in other if o.name == line.name), line) for other, _ in trees]
+        line.self_us = int(statistics.median(o.self_us for o in same))
+        line.cumulative_us = int(statistics.median(o.cumulative_us for o in same))
+    by_package: dict[str, int] = defaultdict(int)
+    for line in tree:
+        by_package[line.name.split(".")[0]] += line.self_us
+    total_us = tree[-1].cumulative_us
+
+    def importer_chain(index: int) -> list[str]:
+        chain, depth = [], tree[index].depth
+        for line in tree[index + 1 :]:
+            if line.depth < depth:
+                chain.append(line.name)
+                depth = line.depth
+        return chain
+
+    watched = {}
+    for name in WATCHED_IMPORTS:
+        index = next((i for i, line in enumerate(tree) if line.name == name), None)
+        watched[name] = {
+            "imported": name in modules,
+            "cumulative_ms": tree[index].cumulative_us / 1000 if index is not None else None,
+            "via": importer_chain(index)[:4] if index is not None else [],
+        }
+    return {
+        "runs": runs,
+        "total_ms": total_us / 1000,
+        "modules_loaded": len(tree),
+        "top_cumulative": [
+            {"module": line.name, "cumulative_ms": line.cumulative_us / 1000, "depth": line.depth}
+            for line in sorted(tree, key=lambda line: -line.cumulative_us)[:15]
+        ],
+        "self_by_package": [
+            {"package": name, "self_ms": us / 1000, "share": us / total_us}
+            for name, us in sorted(by_package.items(), key=lambda item: -item[1])[:12]
+        ],
+        "watched": watched,
+    }
+
+
+def built_bundle(path: Path, platforms: tuple[str, ...]) -> Path:
+    """The bundle at `path` (named by the recipe's input hash), built there when missing."""
+    from infra import bundling  # starts jsii (Node): only when a bundle is needed
+
+    if not path.is_dir():
+        log(f"building the bundle into {path.relative_to(ROOT)} (the CDK recipe, {platforms})")
+        staging = path.with_name(path.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        bundling.build_bundle(staging, platforms)
+        staging.rename(path)
+    return path
+
+
+def _dir_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _zipped_size(path: Path) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(shutil.make_archive(f"{tmp}/bundle", "zip", path)).stat().st_size
+
+
+def bundle_report(zipped: bool) -> dict[str, Any]:
+    """The size of the bundle the CDK deploys (its bundler's cache entry); `zipped` also zips
+    it."""
+    try:
+        from infra import bundling
+
+        cache = bundling.bundle_cache_root() or ROOT / ".build" / "lambda-bundles"
+        path = built_bundle(cache / bundling.source_hash(), bundling.PLATFORMS)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return {"error": f"no bundle: {exc}"}
+    by_kind: dict[str, int] = defaultdict(int)
+    for file in path.rglob("*"):
+        if file.is_file():
+            kind = file.suffix if file.suffix in (".so", ".pyc", ".py") else "other"
+            by_kind[kind] += file.stat().st_size
+    packages = [
+        {"name": child.name, "bytes": _dir_size(child)}
+        for child in path.iterdir()
+        if not child.name.endswith(".dist-info") and child.name != "__pycache__"
+    ]
+    packages.sort(key=lambda item: -item["bytes"])
+    return {
+        "path": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+        "unzipped_bytes": _dir_size(path),
+        "zipped_bytes": _zipped_size(path) if zipped else None,
+        "by_kind": dict(by_kind),
+        "largest": packages[:10],
+    }

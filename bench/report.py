@@ -1,0 +1,229 @@
+"""The benchmark's report: one section per part that ran, then the issue's targets.
+
+The targets are reported beside the measured values, never enforced.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from bench.proxy_process import PROXY_DELAY_S
+
+TARGET_WARM_RATIO = 1.15
+TARGET_FIRST_ROUND_TRIPS = 12
+TARGET_FIRST_RATIO = 3.0
+TARGET_TOTAL_RATIO = 9.0  # import + first invocation
+TARGET_BUNDLE_MIB = 25.0
+
+
+def mib(n: int) -> float:
+    return n / 2**20
+
+
+def _warm(report: dict[str, Any]) -> Iterator[str]:
+    meta, rows = report["meta"], report["warm"]
+    yield (
+        f"WARM INVOCATIONS (ms per invocation; ratio = project / floor, same run; "
+        f"{meta['iterations']} per route per handler, interleaved A B A B after "
+        f"{meta['warmup']} warm-up each; proxy = {PROXY_DELAY_S * 1000:.1f} ms per chunk one "
+        "way; RT = round trips per invocation, counted by the proxy; conn = connections)"
+    )
+    header = (
+        f"{'mode':6} {'route':20} {'floor p50':>9} {'p99':>7} {'project p50':>11} {'p99':>7} "
+        f"{'x p50':>6} {'x p99':>6} {'RT floor':>8} {'RT proj':>7} {'conn':>4} {'err':>3}"
+    )
+    yield header
+    yield "-" * len(header)
+    for row in rows:  # direct: no proxy counted, so round trips are "-"
+        f, p = row["floor"], row["project"]
+        yield (
+            f"{row['mode']:6} {row['route']:20} {f['p50_ms']:9.2f} {f['p99_ms']:7.2f} "
+            f"{p['p50_ms']:11.2f} {p['p99_ms']:7.2f} {row['ratio_p50']:5.2f}x "
+            f"{row['ratio_p99']:5.2f}x {f['round_trips']:>8} {p['round_trips']:>7} "
+            f"{p['connections']:>4} {f['errors'] + p['errors']:>3}"
+        )
+    direct = {row["route"]: row for row in rows if row["mode"] == "direct"}
+    per_trip = [
+        (row["floor"]["p50_ms"] - direct[row["route"]]["floor"]["p50_ms"])
+        / int(row["floor"]["round_trips"].split("-")[0])
+        for row in rows
+        if row["mode"] == "proxy" and row["route"] in direct
+    ]
+    yield (
+        f"the proxy adds {statistics.median(per_trip):.2f} ms per round trip to the floor's "
+        f"p50 (median over routes; asked for {2 * PROXY_DELAY_S * 1000:.1f} ms of delay)"
+    )
+
+
+def _trace(report: dict[str, Any]) -> Iterator[str]:
+    trace = report["trace"]
+    yield "ROUND TRIPS, statement by statement (protocol-decoding proxy)"
+    for title, trips in (
+        ("first invocation, floor", trace["first"]["floor"]),
+        ("first invocation, project", trace["first"]["project"]),
+        ("warm GET /users/{id}, project", trace["warm"]["GET /users/{id}"]["project"]),
+    ):
+        yield f"  {title}: {len(trips)} round trips"
+        yield from (f"    {i:2}. {trip}" for i, trip in enumerate(trips, 1))
+    warm = [(f"warm {label}", trips) for label, trips in trace["warm"].items()]
+    for label, trips in [("first invocation", trace["first"]), *warm]:
+        yield (
+            f"  beyond the floor, {label}: {len(trips['extra'])} "
+            f"(floor {len(trips['floor'])}, project {len(trips['project'])})"
+        )
+        yield from (f"    + {trip}" for trip in trips["extra"])
+
+
+def _range(spread: dict[str, float]) -> str:
+    return f"{spread['min']:.2f}-{spread['max']:.2f}"
+
+
+def _cold(report: dict[str, Any]) -> Iterator[str]:
+    meta, rows = report["meta"], report["cold"]
+    yield (
+        f"COLD START AND WARM p50, per serving and configuration (through pgbouncer behind the "
+        f"proxy; {meta['cold_runs']} cold rounds, {meta['warm_processes']} warm processes x "
+        f"{meta['iterations']} invocations of GET /users/{{id}} per handler; medians, ratio "
+        "ranges in parentheses)"
+    )
+    yield (
+        "| config | serving | floor import / 1st ms | project import / 1st ms "
+        "| x import (fastest) | x 1st (rounds) | x import+1st (rounds) "
+        "| 1st RT floor / project | conn | lazy | warm p50 floor / project ms "
+        "| x warm p50 (processes) |"
+    )
+    yield "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for row in rows:
+        f, p = row["median"]["floor"], row["median"]["project"]
+        yield (
+            f"| {row['config']} | {row['serving']} "
+            f"| {f['import_ms']:.0f} / {f['first_ms']:.1f} "
+            f"| {p['import_ms']:.0f} / {p['first_ms']:.1f} "
+            f"| {row['import_ratio']:.2f}x ({row['import_ratio_fastest']:.2f}x) "
+            f"| {row['first_ratio']:.2f}x ({_range(row['first_ratio_rounds'])}) "
+            f"| {row['total_ratio']:.2f}x ({_range(row['total_ratio_rounds'])}) "
+            f"| {row['round_trips']['floor']} / {row['round_trips']['project']} "
+            f"| {row['connections']} | {row['lazy_modules']} "
+            f"| {row['warm_p50_ms']['floor']:.2f} / {row['warm_p50_ms']['project']:.2f} "
+            f"| {row['warm_ratio']:.2f}x ({_range(row['warm_ratio_processes'])}) |"
+        )
+    lazy = sorted({name for row in rows for name in row["lazy_packages"]})
+    yield (
+        "fastest = fastest import / the floor's fastest; conn, lazy = the project's connections "
+        f"and modules first imported in its first invocation ({', '.join(lazy) or 'none'})"
+    )
+
+
+def _imports(report: dict[str, Any]) -> Iterator[str]:
+    imports = report["imports"]
+    yield (
+        f"IMPORT PROFILE of users_api.handler (-X importtime, bytecode, per-module medians of "
+        f"{imports['runs']} run{'s' if imports['runs'] > 1 else ''}): "
+        f"{imports['total_ms']:.0f} ms, {imports['modules_loaded']} modules"
+    )
+    yield "  top 15 by cumulative time:"
+    for item in imports["top_cumulative"]:
+        indent = "  " * min(item["depth"], 6)
+        yield f"    {item['cumulative_ms']:8.1f} ms  {indent}{item['module']}"
+    yield "  self time by top-level package:"
+    for item in imports["self_by_package"]:
+        yield f"    {item['self_ms']:8.1f} ms  {item['share']:5.1%}  {item['package']}"
+    yield "  imported by `import users_api.handler`:"
+    for name, info in imports["watched"].items():
+        if info["imported"]:
+            ms = f"{info['cumulative_ms']:.1f} ms" if info["cumulative_ms"] is not None else ""
+            yield f"    {name:18} yes  {ms:>9}  via {' <- '.join(info['via'])}"
+        else:
+            yield f"    {name:18} no"
+
+
+def _bundle(report: dict[str, Any]) -> Iterator[str]:
+    bundle = report["bundle"]
+    if "error" in bundle:
+        yield f"BUNDLE: {bundle['error']}"
+        return
+    zipped = f", {mib(bundle['zipped_bytes']):.1f} MiB zipped" if bundle["zipped_bytes"] else ""
+    kinds = ", ".join(
+        f"{kind} {mib(size):.1f}"
+        for kind, size in sorted(bundle["by_kind"].items(), key=lambda item: -item[1])
+    )
+    yield f"BUNDLE (the CDK recipe's, as deployed: {bundle['path']})"
+    yield f"  {mib(bundle['unzipped_bytes']):.1f} MiB unzipped{zipped}; by kind (MiB): {kinds}"
+    yield "  largest top-level entries:"
+    for item in bundle["largest"]:
+        yield f"    {mib(item['bytes']):7.2f} MiB  {item['name']}"
+
+
+def _target(name: str, measured: str, met: bool) -> dict[str, str]:
+    return {"target": name, "measured": measured, "verdict": "met" if met else "NOT met"}
+
+
+def _warm_targets(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    proxied = [row for row in rows if row["mode"] == "proxy"]
+    worst = max(proxied, key=lambda row: row["ratio_p50"])
+    trips = [(row["project"]["round_trips"], row["floor"]["round_trips"]) for row in proxied]
+    return [
+        _target(
+            f"warm p50 through proxy <= {TARGET_WARM_RATIO}x floor (worst route)",
+            f"{worst['ratio_p50']:.2f}x ({worst['route']})",
+            worst["ratio_p50"] <= TARGET_WARM_RATIO,
+        ),
+        _target(
+            "warm round trips equal to the floor's (project/floor)",
+            ", ".join(f"{project}/{floor}" for project, floor in trips),
+            all(project == floor for project, floor in trips),
+        ),
+    ]
+
+
+def _cold_targets(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Each against the row of the cold-start table furthest from it (the round trips over
+    plain TCP: TLS adds two to every connection of both handlers)."""
+    targets, tcp = [], "password/TCP"
+    for what, key, limit, unit, config in (
+        ("first invocation", "most_round_trips", TARGET_FIRST_ROUND_TRIPS, " round trips", tcp),
+        ("first invocation", "first_ratio", TARGET_FIRST_RATIO, "x floor's", ""),
+        ("import + first invocation", "total_ratio", TARGET_TOTAL_RATIO, "x floor's", ""),
+        ("warm p50 (own processes)", "warm_ratio", TARGET_WARM_RATIO, "x floor's", ""),
+    ):
+        row = max((row for row in rows if config in row["config"]), key=lambda row: row[key])
+        measured = f"{row[key]:.2f}x" if isinstance(row[key], float) else str(row[key])
+        targets.append(
+            _target(
+                f"{what} <= {limit:g}{unit}" + (f" ({config})" if config else ""),
+                f"{measured} ({row['config']} {row['serving']})",
+                row[key] <= limit,
+            )
+        )
+    return targets
+
+
+def evaluate_targets(report: dict[str, Any]) -> list[dict[str, str]]:
+    targets = _warm_targets(report["warm"]) if "warm" in report else []
+    targets += _cold_targets(report["cold"]) if "cold" in report else []
+    if "error" not in report.get("bundle", {"error": "not measured"}):
+        size = mib(report["bundle"]["unzipped_bytes"])
+        limit = f"bundle < {TARGET_BUNDLE_MIB:g} MiB unzipped"
+        targets.append(_target(limit, f"{size:.1f} MiB", size < TARGET_BUNDLE_MIB))
+    return targets
+
+
+def format_report(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    sections: list[Iterable[str]] = [
+        [
+            f"users API benchmark  {meta['date']}  Python {meta['python']}  {meta['machine']}  "
+            f"{meta['cpus']} CPUs  PostgreSQL via {meta['database']}"
+        ]
+    ]
+    parts = {"warm": _warm, "trace": _trace, "cold": _cold, "imports": _imports, "bundle": _bundle}
+    sections += [section(report) for part, section in parts.items() if part in report]
+    sections += [[f"{part.upper()}: not measured ({why})"] for part, why in meta["skipped"].items()]
+    targets = [
+        f"  {line['target']:55} {line['measured']:>30}   {line['verdict']}"
+        for line in evaluate_targets(report)
+    ]
+    sections.append(["TARGETS (reported, never enforced)", *targets])
+    return "\n\n".join("\n".join(section) for section in sections)
