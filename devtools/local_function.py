@@ -34,15 +34,10 @@ from typing import Any
 from devtools.lambda_runner import InitError, LambdaRunner
 from devtools.lambda_runtime import OFFLINE_AWS
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS_DIR = ROOT / "functions"
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 # `make synth`'s dev stack, in its Stage's nested assembly (tests/infra/test_cli_synth.py).
 DEFAULT_TEMPLATE = Path("cdk.out/dev/assembly-Dev/DevUsersApidevB2E2013F.template.json")
-DEFAULT_ENV_VARS = Path("env.json")
-DEFAULT_FUNCTION = "UsersApiFunction"
 DEFAULT_HANDLER = "users_api.handler.handler"
-FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
-
 # What sam's intrinsic resolver assumes for the pseudo parameters.
 PSEUDO_PARAMETERS = {
     "AWS::AccountId": "123456789012",
@@ -58,11 +53,8 @@ HOST_VARIABLES = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"}
     | {"SSL_CERT_FILE", "SSL_CERT_DIR", "VIRTUAL_ENV"}
 )
-HOST_PREFIXES = ("LC_", "PYTHON")
-SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN")
-_URL_PASSWORD = re.compile(r"(://[^/:@]*:)[^/@]*@")
-_SUBSTITUTION = re.compile(r"\$\{([^}!]+)\}")  # Fn::Sub's ${Name}
-_MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+# The host as sam's containers see it (Docker; podman) names nothing on the host itself.
+CONTAINER_HOST_ALIASES = ("host.docker.internal", "host.containers.internal")
 
 
 class SetupError(Exception):
@@ -79,14 +71,24 @@ def cannot_start(tool: str, exc: SetupError | InitError) -> int:
     return 2
 
 
+def read_json(path: Path, what: str, missing: str = "") -> dict[str, Any]:
+    """The JSON object in a file the user names, else a SetupError (`missing`: how to fix)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SetupError(f"{what} {path} does not exist{missing}") from None
+    except json.JSONDecodeError as exc:
+        raise SetupError(f"{what} {path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise SetupError(f"{what} {path} is not a JSON object")
+    return data
+
+
 def masked(name: str, value: str) -> str:
     """A value fit to print: never one of a secret-looking key, nor a password in a URL."""
-    if any(marker in name.upper() for marker in SECRET_MARKERS):
+    if any(marker in name.upper() for marker in ("PASSWORD", "SECRET", "TOKEN")):
         return "***"
-    return _URL_PASSWORD.sub(r"\1***@", value)
-
-
-# --- the template ---------------------------------------------------------------------
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", value)
 
 
 @dataclass
@@ -105,7 +107,6 @@ class FunctionSpec:
     cdk_path: str | None = None
 
     def runner(self) -> LambdaRunner:
-        """A runner for this function, with the memory and timeout the template gives it."""
         return LambdaRunner(
             self.handler,
             function_name=self.name,
@@ -122,38 +123,22 @@ class FunctionSpec:
         return list(dict.fromkeys(names))
 
 
-def load_template(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SetupError(f"{path} does not exist: run `make synth` first (or pass --template).")
-    try:
-        template = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SetupError(f"{path} is not a JSON template: {exc}") from None
-    if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
-        raise SetupError(f"{path} has no Resources: is it a synthesized template?")
-    return template
-
-
 def _spec(logical_id: str, resource: dict[str, Any], template_dir: Path) -> FunctionSpec:
     properties = resource.get("Properties", {})
     metadata = resource.get("Metadata", {}) or {}
-    code_dir = None
-    asset_path = metadata.get("aws:asset:path")
-    if isinstance(asset_path, str) and metadata.get("aws:asset:property") in ("Code", "CodeUri"):
-        code_dir = (template_dir / asset_path).resolve()
-    elif isinstance(properties.get("CodeUri"), str):
-        code_dir = (template_dir / properties["CodeUri"]).resolve()
-    architectures = properties.get("Architectures") or ["x86_64"]
+    # cdk's asset directory (for Code, or CodeUri of a SAM function), else a SAM CodeUri.
+    is_code = metadata.get("aws:asset:property") in ("Code", "CodeUri")
+    code = (is_code and metadata.get("aws:asset:path")) or properties.get("CodeUri")
     variables = (properties.get("Environment") or {}).get("Variables")
     return FunctionSpec(
         logical_id=logical_id,
         name=str(metadata.get("SamResourceId") or logical_id),
         handler=str(properties.get("Handler", "")),
         runtime=properties.get("Runtime"),
-        architecture=str(architectures[0]),
+        architecture=str((properties.get("Architectures") or ["x86_64"])[0]),
         timeout_s=float(properties.get("Timeout", 3)),
         memory_mb=int(properties.get("MemorySize", 128)),
-        code_dir=code_dir,
+        code_dir=(template_dir / code).resolve() if isinstance(code, str) else None,
         variables=dict(variables or {}),
         cdk_path=metadata.get("aws:cdk:path"),
     )
@@ -163,8 +148,9 @@ def find_function(template: dict[str, Any], template_path: Path, wanted: str) ->
     """The function named by its SamResourceId, logical id or aws:cdk:path."""
     specs = [
         _spec(logical_id, resource, template_path.resolve().parent)
-        for logical_id, resource in template["Resources"].items()
-        if isinstance(resource, dict) and resource.get("Type") in FUNCTION_TYPES
+        for logical_id, resource in (template.get("Resources") or {}).items()
+        if isinstance(resource, dict)
+        and resource.get("Type") in ("AWS::Lambda::Function", "AWS::Serverless::Function")
     ]
     found = [s for s in specs if wanted in s.section_names]
     if len(found) == 1:
@@ -178,7 +164,8 @@ def load_function(template_path: Path | None, wanted: str) -> FunctionSpec:
     """`find_function` in the template; without one, the app's handler from functions/ with
     the dev stage's timeout and memory."""
     if template_path is not None:
-        return find_function(load_template(template_path), template_path, wanted)
+        hint = ": run `make synth` first (or pass --template)."
+        return find_function(read_json(template_path, "template", hint), template_path, wanted)
     return FunctionSpec(
         logical_id=wanted,
         name=wanted,
@@ -198,7 +185,7 @@ def add_function_options(parser: argparse.ArgumentParser, template: Path | None)
         f"{DEFAULT_TEMPLATE}){'' if template else '; default: functions/, no template'}",
     )  # fmt: skip
     parser.add_argument(
-        "-f", "--function", default=DEFAULT_FUNCTION,
+        "-f", "--function", default="UsersApiFunction",
         help="SamResourceId, logical id or aws:cdk:path (default %(default)s)",
     )  # fmt: skip
 
@@ -206,14 +193,9 @@ def add_function_options(parser: argparse.ArgumentParser, template: Path | None)
 def module_file(code_dir: Path, handler: str) -> Path | None:
     """The file the handler's module is loaded from under `code_dir`, if it is there."""
     module = handler.rpartition(".")[0]
-    if not module:
-        return None
     base = code_dir.joinpath(*module.split("."))
-    candidates = (base.with_name(f"{base.name}.py"), base / "__init__.py")
+    candidates = (base.with_name(f"{base.name}.py"), base / "__init__.py") if module else ()
     return next((candidate for candidate in candidates if candidate.is_file()), None)
-
-
-# --- the environment ------------------------------------------------------------------
 
 
 def resolve_intrinsic(value: Any) -> str | None:
@@ -230,33 +212,15 @@ def resolve_intrinsic(value: Any) -> str | None:
             parts = [resolve_intrinsic(p) for p in argument[1]]
             if all(p is not None for p in parts):
                 return str(argument[0]).join(p for p in parts if p is not None)
-        if function == "Fn::Sub" and isinstance(argument, str):
-            names = _SUBSTITUTION.findall(argument)
-            if all(n in PSEUDO_PARAMETERS for n in names):
-                return _SUBSTITUTION.sub(lambda m: PSEUDO_PARAMETERS[m[1]], argument)
     return None
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, dict) and len(value) == 1:
-        ((function, argument),) = value.items()
-        if function == "Fn::GetAtt" and isinstance(argument, list):
-            return f"Fn::GetAtt {'.'.join(map(str, argument))}"
-        return f"{function} {argument if isinstance(argument, str) else '...'}"
-    return type(value).__name__
 
 
 def load_env_vars(path: Path, *, required: bool) -> dict[str, dict[str, Any]]:
     """An env.json file as sam reads it: {function or "Parameters": {NAME: value}}."""
-    if not path.is_file():
-        if required:
-            raise SetupError(f"--env-vars {path} does not exist")
+    if not (required or path.is_file()):
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SetupError(f"{path} is not JSON: {exc}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+    data = read_json(path, "--env-vars")
+    if not all(isinstance(v, dict) for v in data.values()):
         raise SetupError(f"{path}: expected {{function id: {{NAME: value}}}} (as sam reads it)")
     return data
 
@@ -279,15 +243,15 @@ def function_environment(
 ) -> Environment:
     env = Environment()
     file_values: dict[str, Any] = dict(env_vars.get("Parameters", {}))
-    section = next((env_vars[n] for n in spec.section_names if n in env_vars), None)
-    file_values.update(section or {})
+    file_values.update(next((env_vars[n] for n in spec.section_names if n in env_vars), {}))
     ignored = sorted(k for k in file_values if k not in spec.variables)
     if ignored:
         env.notes.append(
             f"{env_vars_name}: ignored {', '.join(ignored)}: not declared by {spec.name} in "
             "the template (sam ignores them too; --set KEY=VALUE adds any variable)"
         )
-    for name, raw in spec.variables.items():
+    for name in dict.fromkeys([*spec.variables, *overrides]):  # declared, then any --set
+        raw = spec.variables.get(name)
         value, source = resolve_intrinsic(raw), "template"
         if name in shell_env:
             value, source = shell_env[name], "shell"
@@ -297,27 +261,19 @@ def function_environment(
             value, source = overrides[name], "--set"
         if value is None:
             env.notes.append(
-                f"dropped {name}: the template's {_describe(raw)} only resolves in a deployed "
+                f"dropped {name}: the template's {json.dumps(raw)} only resolves in a deployed "
                 f"stack (give it a value in {env_vars_name} or with --set {name}=...)"
             )
-            continue
-        env.variables[name], env.sources[name] = value, source
-    for name, value in overrides.items():
-        if name not in spec.variables:
-            env.variables[name], env.sources[name] = value, "--set"
+        else:
+            env.variables[name], env.sources[name] = value, source
     return env
 
 
 def resolves(name: str) -> bool:
     try:
-        socket.getaddrinfo(name, None)
+        return bool(socket.getaddrinfo(name, None))
     except OSError:
         return False
-    return True
-
-
-# The host as sam's containers see it (Docker; podman) names nothing on the host itself.
-CONTAINER_HOST_ALIASES = ("host.docker.internal", "host.containers.internal")
 
 
 def map_container_host(env: Environment, resolves: Callable[[str], bool] = resolves) -> None:
@@ -336,14 +292,13 @@ def map_container_host(env: Environment, resolves: Callable[[str], bool] = resol
 
 def enter(spec: FunctionSpec, variables: Mapping[str, str] | None = None) -> tuple[Path, list[str]]:
     """Make the handler importable (`add_code_path`) and give this process the function's
-    environment: `variables` over what the Lambda runtime sets, over this shell's PATH, locale
-    and the like; with None, over all of this shell's variables. Returns the code directory
-    and notes for the user."""
+    environment: `variables` over the Lambda runtime's, over this shell's PATH, locale and
+    the like (all of the shell with None). Returns the code directory and notes for the user."""
     code_dir, notes = add_code_path(spec)
     shell = {
         k: v
         for k, v in os.environ.items()
-        if variables is None or k in HOST_VARIABLES or k.startswith(HOST_PREFIXES)
+        if variables is None or k in HOST_VARIABLES or k.startswith(("LC_", "PYTHON"))
     }
     runtime = {
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,
@@ -361,11 +316,9 @@ def enter(spec: FunctionSpec, variables: Mapping[str, str] | None = None) -> tup
     return code_dir, notes
 
 
-# --- the code ---------------------------------------------------------------------------
-
-
 def host_architecture() -> str:
-    return _MACHINES.get(platform.machine().lower(), platform.machine().lower())
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "aarch64": "arm64"}.get(machine, machine)
 
 
 def add_code_path(spec: FunctionSpec) -> tuple[Path, list[str]]:
@@ -376,15 +329,14 @@ def add_code_path(spec: FunctionSpec) -> tuple[Path, list[str]]:
     handler's own package is taken from it and its dependencies from this interpreter's
     site-packages (the same pins). Without the bundle, the package comes from functions/.
     """
-    top = spec.handler.split(".", 1)[0]
-    code_dir = spec.code_dir
     sys.dont_write_bytecode = True  # never write into the bundle
+    code_dir = spec.code_dir
     if code_dir is None or module_file(code_dir, spec.handler) is None:
         where = f"{code_dir} has no {spec.handler}" if code_dir else "no asset directory"
         sys.path.insert(0, str(FUNCTIONS_DIR))
         return FUNCTIONS_DIR, [
             f"{where} (synthesized without bundling?): importing {spec.handler} from "
-            f"{_display(FUNCTIONS_DIR)}/ instead"
+            f"{FUNCTIONS_DIR}/ instead"
         ]
     python = f"python{sys.version_info.major}.{sys.version_info.minor}"
     here = f"{sys.platform}/{host_architecture()} {python}"
@@ -393,6 +345,7 @@ def add_code_path(spec: FunctionSpec) -> tuple[Path, list[str]]:
         return code_dir, []
     # Drop every other place the handler's package could come from, then look in the
     # bundle last: its pure-Python package is found, its foreign wheels are not.
+    top = spec.handler.split(".", 1)[0]
     sys.path[:] = [
         p
         for p in sys.path
@@ -401,13 +354,6 @@ def add_code_path(spec: FunctionSpec) -> tuple[Path, list[str]]:
     sys.path.append(str(code_dir))
     return code_dir, [
         f"the bundle's compiled wheels are for linux/{spec.architecture} {spec.runtime}, this "
-        f"is {here}: {top} comes from the bundle, its dependencies from "
-        f"{_display(Path(sys.prefix))} (the same pins, requirements/function.txt)"
+        f"is {here}: {top} comes from the bundle, its dependencies from {sys.prefix} (the "
+        "same pins, requirements/function.txt)"
     ]
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -192,8 +192,8 @@ def test_unresolvable_intrinsics_are_dropped_unless_given() -> None:
         "PORT": "5432",
     }
     assert [n for n in env.notes if n.startswith("dropped")] == [
-        "dropped DB_HOST: the template's Fn::GetAtt Proxy.Endpoint only resolves in a deployed "
-        "stack (give it a value in env.json or with --set DB_HOST=...)"
+        """dropped DB_HOST: the template's {"Fn::GetAtt": ["Proxy", "Endpoint"]} only resolves """
+        "in a deployed stack (give it a value in env.json or with --set DB_HOST=...)"
     ]
     assert resolve_intrinsic({"Fn::GetAtt": ["A", "B"]}) is None
 
