@@ -20,7 +20,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support.lambda_bridge import LambdaBridge
+from devtools.lambda_runner import LambdaRunner
+from devtools.lambda_server import LambdaGateway
 from tests.support.serving import Configure
 from users_api.app import app
 
@@ -48,7 +49,7 @@ def api_schema(request: pytest.FixtureRequest, clean_sqlite: str, configure: Con
         configure(DATABASE_URL=clean_sqlite, AWS_LAMBDA_FUNCTION_NAME="UsersApiFunction")
         from users_api.handler import handler
 
-        app = LambdaBridge(handler)
+        app = LambdaGateway(LambdaRunner(handler))
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -23,11 +24,13 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from starlette.testclient import TestClient
 
 from devtools.lambda_runner import LambdaRunner
-from devtools.lambda_server import MAX_REQUEST_BYTES, LambdaHTTPServer
+from devtools.lambda_server import MAX_REQUEST_BYTES, LambdaGateway
 from devtools.postgres import free_port
-from tests.support.processes import run_module, serving_in_thread, stop_group, wait_until_answers
+from tests.support.processes import run_module, stop_group, wait_until_answers
 from tests.support.serving import server_process
 
 pytestmark = pytest.mark.slow
@@ -94,14 +97,24 @@ def probe_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    worker = LambdaRunner(f"{__name__}.fake_handler", function_name="Fake", timeout_s=5)
-    worker.init()
-    server = LambdaHTTPServer(("127.0.0.1", 0), worker, access_log=False)
+    """The gateway over the fake function, served by uvicorn on a thread of this process."""
+    runner = LambdaRunner(f"{__name__}.fake_handler", function_name="Fake", timeout_s=5)
+    runner.init()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(LambdaGateway(runner), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     try:
-        with serving_in_thread(server):
-            yield f"http://127.0.0.1:{server.server_address[1]}"
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped"
+            assert time.monotonic() < deadline, "uvicorn did not start in 10 s"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        worker.close()
+        server.should_exit = True
+        thread.join(timeout=5)
+        runner.close()
 
 
 @pytest.fixture
@@ -163,7 +176,14 @@ def test_chunked_request_body(base_url: str, recorder: Recorder) -> None:
 def test_response_headers_cookies_and_base64_body(base_url: str, recorder: Recorder) -> None:
     recorder.result = {
         "statusCode": 201,
-        "headers": {"content-type": "application/octet-stream", "x-one": "1"},
+        "headers": {
+            "content-type": "application/octet-stream",
+            "x-one": "1",
+            # hop-by-hop: API Gateway's own connection decides these, not the function's
+            "keep-alive": "timeout=99",
+            "transfer-encoding": "chunked",
+            "content-length": "1",
+        },
         "multiValueHeaders": {"x-many": ["a", "b"]},
         "cookies": ["session=abc; Path=/; HttpOnly", "theme=dark"],
         "body": base64.b64encode(b"\x00\x01binary").decode(),
@@ -180,6 +200,27 @@ def test_response_headers_cookies_and_base64_body(base_url: str, recorder: Recor
         "theme=dark",
     ]
     assert response.headers["content-length"] == str(len(b"\x00\x01binary"))
+    assert "keep-alive" not in response.headers
+    assert "transfer-encoding" not in response.headers
+
+
+def test_head_gets_the_headers_without_the_body(base_url: str, recorder: Recorder) -> None:
+    response = httpx.head(f"{base_url}/health")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["content-length"] == "2"  # the body the function gave: "ok"
+    assert recorder.events[-1]["requestContext"]["http"]["method"] == "HEAD"
+
+
+def test_access_log_line(capfd: pytest.CaptureFixture[str], recorder: Recorder) -> None:
+    with (
+        LambdaRunner(f"{__name__}.fake_handler") as runner,
+        TestClient(LambdaGateway(runner, access_log=True)) as client,
+    ):
+        response = client.get("/x", params={"y": "1"})
+    request_id = re.escape(response.headers["apigw-requestid"])
+    lines = capfd.readouterr().err.splitlines()
+    assert re.fullmatch(rf"testclient GET /x\?y=1 200 \d+\.\d ms {request_id}", lines[-1])
 
 
 def test_failing_function_is_a_bare_500(base_url: str, recorder: Recorder) -> None:
@@ -200,9 +241,15 @@ def test_result_without_status_code_is_a_json_200(base_url: str, recorder: Recor
     assert response.json() == {"hello": "world"}
 
 
-def test_oversized_request_never_reaches_the_function(base_url: str, recorder: Recorder) -> None:
-    response = httpx.post(f"{base_url}/users", content=b"x" * (MAX_REQUEST_BYTES + 1))
+@pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
+def test_oversized_request_never_reaches_the_function(
+    base_url: str, recorder: Recorder, chunked: bool
+) -> None:
+    body = b"x" * (MAX_REQUEST_BYTES + 1)
+    content = iter([body[:MAX_REQUEST_BYTES], body[MAX_REQUEST_BYTES:]]) if chunked else body
+    response = httpx.post(f"{base_url}/users", content=content)
     assert response.status_code == 413
+    assert response.json() == {"message": "Request Entity Too Large"}
     assert recorder.events == []
 
 

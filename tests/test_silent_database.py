@@ -20,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from devtools.lambda_runtime import rest_api_event
+from devtools.lambda_server import LambdaGateway
 from devtools.tcp_proxy import TcpProxy
 from tests.support.serving import Configure, asgi_client, lambda_client, uvicorn_client
 
@@ -104,17 +105,16 @@ def test_silence_near_the_lambda_deadline_answers_before_it(
     event_builder: str, proxy: TcpProxy, pg_url: str, configure: Configure
 ) -> None:
     """The statement timeout is longer than the time left: the deadline margin decides."""
-    from tests.support.serving import LambdaTransport
-
     via_proxy = make_url(pg_url).set(host="127.0.0.1", port=proxy.port)
     build = rest_api_event if event_builder == "restapi" else None
     serve = partial(lambda_client, build_event=build) if build else lambda_client
     configure(DB_STATEMENT_TIMEOUT="10")
     with serve(via_proxy.render_as_string(hide_password=False), configure) as client:
         assert client.get("/users").status_code == 200
-        transport = client._transport
-        assert isinstance(transport, LambdaTransport)
-        transport.timeout_s = 1.5  # the invocation's whole budget
+        gateway = getattr(client, "app", None)
+        assert isinstance(gateway, LambdaGateway)
+        runner = gateway.runner
+        runner.timeout_s = 1.5  # the invocation's whole budget
         from users_api.db import get_engine
 
         def silence(*_: Any) -> None:
@@ -123,7 +123,7 @@ def test_silence_near_the_lambda_deadline_answers_before_it(
         event.listen(get_engine().sync_engine, "checkout", silence, once=True)
         response, elapsed = timed(lambda: client.get("/users/1"))
         assert response.status_code == 503, response.text
-        assert elapsed < transport.timeout_s, elapsed
+        assert elapsed < runner.timeout_s, elapsed
         proxy.delay_s = 0.0
-        transport.timeout_s = 10.0
+        runner.timeout_s = 10.0
         assert client.get("/users").status_code == 200

@@ -14,14 +14,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from devtools.lambda_runner import EventBuilder, LambdaRunner
 from devtools.lambda_runner import ensure_event_loop as ensure_event_loop  # the handler tests
-from devtools.lambda_runtime import http_api_event, response_body, response_headers
+from devtools.lambda_runtime import http_api_event
+from devtools.lambda_server import LambdaGateway
 from devtools.postgres import free_port, run
 from devtools.processes import wait_until_ready
 
@@ -50,41 +50,6 @@ class Configure:
         get_settings.cache_clear()
 
 
-class LambdaTransport(httpx.BaseTransport):
-    """Turns each request into an API Gateway event and invokes the Lambda handler with it
-    (devtools.lambda_runner: its own thread and loop, as in the Lambda runtime)."""
-
-    def __init__(self, runner: LambdaRunner, build_event: EventBuilder) -> None:
-        self.runner = runner
-        self.build_event = build_event
-        self.events: list[dict[str, Any]] = []
-
-    @property
-    def timeout_s(self) -> float:
-        """The invocation's whole budget (the context's remaining time at its start)."""
-        return self.runner.timeout_s
-
-    @timeout_s.setter
-    def timeout_s(self, seconds: float) -> None:
-        self.runner.timeout_s = seconds
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        event, result = self.runner.request(
-            request.method,
-            request.url.path,
-            query=request.url.query.decode(),
-            headers=request.headers.multi_items(),
-            body=request.read(),
-            build_event=self.build_event,
-        )
-        self.events.append(event)
-        return httpx.Response(
-            result["statusCode"],
-            headers=response_headers(result),
-            content=response_body(result),
-        )
-
-
 @contextmanager
 def asgi_client(database_url: str, configure: Configure) -> Iterator[httpx.Client]:
     from fastapi.testclient import TestClient
@@ -100,12 +65,17 @@ def asgi_client(database_url: str, configure: Configure) -> Iterator[httpx.Clien
 def lambda_client(
     database_url: str, configure: Configure, build_event: EventBuilder = http_api_event
 ) -> Iterator[httpx.Client]:
+    """The Lambda handler behind devtools.lambda_server's API Gateway, in-process; the
+    client's `app.runner` is the execution environment (its `timeout_s`: each invocation's)."""
+    from fastapi.testclient import TestClient
+
     configure(DATABASE_URL=database_url, AWS_LAMBDA_FUNCTION_NAME="UsersApiFunction")
     from users_api.handler import handler
 
     with LambdaRunner(handler) as runner:
-        transport = LambdaTransport(runner, build_event)
-        with httpx.Client(transport=transport, base_url="https://local.execute-api") as client:
+        gateway = LambdaGateway(runner, build_event)
+        base_url = "https://local.execute-api"
+        with TestClient(gateway, base_url=base_url, follow_redirects=False) as client:
             yield client
         # The engine lives on the runner's loop: dispose of it there.
         from users_api.db import dispose_engine
