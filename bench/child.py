@@ -1,18 +1,17 @@
 """A fresh interpreter's part of the benchmark, and `spawn`, which starts one.
 
-`python -m bench.child OUT_JSON MODULE` times the import of a handler module, then its first
-invocation, GET /users/{id} (not building the event). `python -m bench.child OUT_JSON
---warm N` interleaves N warm invocations of GET /users/{id} by both handlers
-(bench.warm). The result goes to OUT_JSON: the project's handler logs to stdout.
+`python -m bench.child MODULE` times the import of a handler module, then its first
+invocation, GET /users/{id} (not building the event). `python -m bench.child --warm N`
+interleaves N warm invocations of GET /users/{id} by both handlers (bench.warm).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ HANDLERS = {"floor": "floor_handler", "project": "users_api.handler"}  # the mod
 def spawn(
     python: Sequence[str], path: Iterable[Path], db_env: dict[str, str], *args: str
 ) -> tuple[dict[str, Any], str]:
-    """`PYTHON -m bench.child OUT_JSON ARGS...`: its JSON result and its stderr.
+    """`PYTHON -m bench.child ARGS...`: its JSON result and its stderr.
 
     The child's environment is this one's (bench.run's, acting as the function inside
     Lambda) without its database, Python and TLS settings, plus `path` (then the repository)
@@ -40,21 +39,13 @@ def spawn(
     env |= db_env
     env["PYTHONPATH"] = os.pathsep.join(map(str, [*path, ROOT]))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
-        out_path = Path(tmp) / "result.json"
-        proc = subprocess.run(
-            [*python, "-m", "bench.child", str(out_path), *args],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"child {' '.join(args)} failed: {proc.stderr[-3000:]}")
-        return json.loads(out_path.read_text()), proc.stderr
+    command = [*python, "-m", "bench.child", *args]
+    proc = subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {' '.join(args)} failed: {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout), proc.stderr
 
 
 def cold_start(module_name: str) -> dict[str, Any]:
@@ -80,17 +71,18 @@ def cold_start(module_name: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    out_path, args = sys.argv[1], sys.argv[2:]
-    if args[0] == "--warm":
-        from bench.routes import GET_ONE
-        from bench.warm import Handlers
+    args = sys.argv[1:]
+    # The result goes to stdout; the handlers' logs and metrics, to /dev/null.
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        if args[0] == "--warm":
+            from bench.routes import GET_ONE
+            from bench.warm import Handlers
 
-        warm = Handlers().interleave(GET_ONE, int(args[1]), warmup=10)
-        result: dict[str, Any] = {"ms": warm.ms, "errors": warm.errors}
-    else:
-        result = cold_start(args[0])
-    with open(out_path, "w") as out:
-        json.dump(result, out)
+            warm = Handlers().interleave(GET_ONE, int(args[1]), warmup=10)
+            result: dict[str, Any] = {"ms": warm.ms, "errors": warm.errors}
+        else:
+            result = cold_start(args[0])
+    json.dump(result, sys.stdout)
 
 
 if __name__ == "__main__":
