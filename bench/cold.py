@@ -16,9 +16,8 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench import ROOT, log
 from bench.child import HANDLERS, spawn
@@ -29,8 +28,7 @@ COMPILE_ALL = ("-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash"
 TLS_HOSTNAME = "localhost"  # the certificate's only name; the client dials it
 
 
-@dataclass(frozen=True)
-class Serving:
+class Serving(NamedTuple):
     name: str
     python: tuple[str, ...]
     path: tuple[Path, ...]

@@ -20,7 +20,6 @@ from typing import Any
 from bench import log
 
 PARTS = ("warm", "trace", "cold", "imports", "bundle")
-FUNCTION_NAME = "UsersApiFunction"
 
 
 def prepare_database(url: str) -> None:
@@ -67,7 +66,7 @@ def act_as_lambda() -> None:
     from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 
     os.environ.update(FAKE_AWS_CREDENTIALS)
-    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = FUNCTION_NAME  # NullPool, as inside Lambda
+    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = "UsersApiFunction"  # NullPool, as inside Lambda
     for name in ("AWS_PROFILE", "DB_HOST", "DB_NULLPOOL", "API_ROOT_PATH"):
         os.environ.pop(name, None)
 
