@@ -74,7 +74,9 @@ def servings(bytecode: Path) -> Iterator[list[Serving]]:
 
 @contextlib.contextmanager
 def configurations(pg_url: str) -> Iterator[dict[str, tuple[dict[str, str], ProxyProcess]]]:
-    """Per configuration: the child's database environment, and the counting proxy."""
+    """Per configuration: the child's database environment, and the counting proxy. IAM/TLS
+    checks a throwaway CA's certificate; pgbouncer never asks for the token, signed all the
+    same."""
     from sqlalchemy.engine import make_url
 
     from devtools.pgbouncer import pgbouncer

@@ -125,7 +125,8 @@ def _extras(project: list[str], floor: list[str]) -> list[str]:
 
 
 def run_trace(handlers: Handlers, url: str, bytecode: Path) -> dict[str, Any]:
-    """The first invocations are fresh interpreters importing from the `bytecode` copy."""
+    """The round trips of a first invocation (a fresh interpreter importing from the `bytecode`
+    copy) and of a warm one of every route, for both handlers, and those beyond the floor's."""
     from bench.child import HANDLERS, spawn
     from bench.routes import GET_ONE, ROUTES
 
