@@ -1,12 +1,8 @@
 """Cold starts, and warm p50 in processes of their own, per serving and configuration.
 
-Each row times the floor against the project's handler, served and configured alike, through
-pgbouncer (the stand-in for RDS Proxy) behind the counting proxy. Servings: `venv`, and
-`bundle` (the CDK recipe's, built for this machine, run by a Python 3.12 with -S: nothing but
-the bundle, as in /var/task). Configurations: `password/TCP`, and `IAM/TLS` (verify-full,
-with a throwaway CA; pgbouncer never asks for the token, which is signed all the same). Per
-row: fresh interpreters per handler, interleaved, timing the import and the first
-invocation (GET /users/{id}), then processes interleaving warm invocations of both.
+Each row times the floor against the project's handler, served and configured alike (see
+`servings` and `configurations`), through pgbouncer (the stand-in for RDS Proxy) behind the
+counting proxy: fresh interpreters per handler, interleaved, then warm processes.
 """
 
 from __future__ import annotations
@@ -20,23 +16,19 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench import ROOT, log
-from bench.child import spawn
-from bench.proxy_process import ProxyProcess, host_port
-from bench.warm import span
+from bench.child import HANDLERS, spawn
+from bench.warm import ProxyProcess, host_port, span
 
 # As the CDK bundler compiles: the asset zip resets timestamps, so hash-based .pyc.
 COMPILE_ALL = ("-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash")
 TLS_HOSTNAME = "localhost"  # the certificate's only name; the client dials it
-HANDLERS = {"floor": "floor_handler", "project": "users_api.handler"}
 
 
-@dataclass(frozen=True)
-class Serving:
+class Serving(NamedTuple):
     name: str
     python: tuple[str, ...]
     path: tuple[Path, ...]
@@ -62,16 +54,14 @@ def servings(bytecode: Path) -> Iterator[list[Serving]]:
 
     found = [Serving("venv", (sys.executable,), (bytecode,))]
     python = bundling.find_python312()
-    if python is None:
-        log("no Python 3.12 on this machine: the bundle is not measured")
-        yield found
-        return
     native = bundling.X86_64_PLATFORMS if platform.machine() == "x86_64" else bundling.PLATFORMS
     bundle_dir = ROOT / ".build" / f"bundle-{platform.machine()}" / bundling.source_hash()
     try:
+        if python is None:
+            raise OSError("no Python 3.12 on this machine")
         bundle = built_bundle(bundle_dir, native)
     except (OSError, subprocess.CalledProcessError) as exc:
-        log(f"no bundle for this machine ({exc}): the bundle is not measured")
+        log(f"the bundle is not measured: {exc}")
         yield found
         return
     with tempfile.TemporaryDirectory(prefix="users-api-floor-") as floor_dir:
@@ -84,7 +74,9 @@ def servings(bytecode: Path) -> Iterator[list[Serving]]:
 
 @contextlib.contextmanager
 def configurations(pg_url: str) -> Iterator[dict[str, tuple[dict[str, str], ProxyProcess]]]:
-    """Per configuration: the child's database environment, and the counting proxy."""
+    """Per configuration: the child's database environment, and the counting proxy. IAM/TLS
+    checks a throwaway CA's certificate; pgbouncer never asks for the token, signed all the
+    same."""
     from sqlalchemy.engine import make_url
 
     from devtools.pgbouncer import pgbouncer

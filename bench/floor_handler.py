@@ -74,15 +74,6 @@ def _row(record: asyncpg.Record) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}
 
 
-def _response(status: int, body: Any) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
-
-
 async def _handle(method: str, path: str, query: dict[str, str], body: str | None) -> Any:
     parts = path.strip("/").split("/")
     conn = await asyncpg.connect(
@@ -119,10 +110,13 @@ async def _handle(method: str, path: str, query: dict[str, str], body: str | Non
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """An API Gateway HTTP API (2.0) or REST API (1.0) proxy event in, a response out."""
-    http = event.get("requestContext", {}).get("http")
-    method = http["method"] if http else event["httpMethod"]
-    path = event.get("rawPath") or event.get("path") or "/"
+    """An API Gateway HTTP API (2.0) proxy event in, a response out."""
+    method, path = event["requestContext"]["http"]["method"], event["rawPath"]
     query = event.get("queryStringParameters") or {}
     status, body = _LOOP.run_until_complete(_handle(method, path, query, event.get("body")))
-    return _response(status, body)
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }

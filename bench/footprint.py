@@ -1,9 +1,7 @@
 """What a cold start loads and what the function ships: the import profile, the bundle.
 
-The import profile is `python -X importtime` on `import users_api.handler` from the
-byte-compiled copy, in fresh interpreters. The bundle is the CDK recipe's
-(`infra.bundling.build_bundle`), kept by its input hash; `built_bundle` makes one when none
-is there yet (bench.cold also runs the handlers from one built for this machine).
+The bundle is the CDK recipe's (`infra.bundling.build_bundle`), kept by its input hash;
+`built_bundle` makes one when none is there yet (bench.cold runs one built for this machine).
 """
 
 from __future__ import annotations
@@ -32,60 +30,52 @@ class ImportLine:
     name: str
 
 
-def parse_importtime(stderr: str) -> list[ImportLine]:
-    lines = []
+def _import_tree(url: str, bytecode: Path) -> list[ImportLine]:
+    """The -X importtime lines of `import users_api.handler`, in a fresh interpreter."""
+    python = (sys.executable, "-X", "importtime")
+    _, stderr = spawn(python, [bytecode], {"DATABASE_URL": url}, "users_api.handler")
+    lines: list[ImportLine] = []
     for raw in stderr.splitlines():
         if not raw.startswith("import time:") or "self [us]" in raw:
             continue
-        self_us, cumulative_us, name_part = raw[len("import time:") :].split("|", 2)
-        name = name_part.strip()
-        depth = (len(name_part) - len(name_part.lstrip()) - 1) // 2
-        lines.append(ImportLine(int(self_us), int(cumulative_us), depth, name))
-    return lines
+        self_us, cumulative_us, name = raw.removeprefix("import time:").split("|", 2)
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        lines.append(ImportLine(int(self_us), int(cumulative_us), depth, name.strip()))
+        if depth == 0:  # a top-level import: its line ends its subtree
+            if name.strip() == "users_api.handler":
+                return lines
+            lines = []
+    raise RuntimeError("no -X importtime line for users_api.handler")
 
 
-def _import_tree(url: str, bytecode: Path) -> tuple[list[ImportLine], list[str]]:
-    """The -X importtime lines of `import users_api.handler`, and sys.modules after it."""
-    python = (sys.executable, "-X", "importtime")
-    args = ("users_api.handler", "--no-invoke")
-    result, stderr = spawn(python, [bytecode], {"DATABASE_URL": url}, *args)
-    lines = parse_importtime(stderr)
-    end = next(i for i, line in enumerate(lines) if line.name == "users_api.handler")
-    start = end
-    while start > 0 and lines[start - 1].depth > 0:
-        start -= 1
-    return lines[start : end + 1], result["modules"]
+def _importers(tree: list[ImportLine], index: int) -> list[str]:
+    """Who imported `tree[index]`, nearest first: importtime prints a module after those it
+    imported, one level less indented."""
+    chain, depth = [], tree[index].depth
+    for line in tree[index + 1 :]:
+        if line.depth < depth:
+            chain.append(line.name)
+            depth = line.depth
+    return chain
 
 
 def import_profile(url: str, bytecode: Path, runs: int) -> dict[str, Any]:
     """-X importtime in `runs` fresh interpreters; each module's times are the medians."""
     trees = [_import_tree(url, bytecode) for _ in range(runs)]
-    tree, modules = trees[0]
+    tree = trees[0]
     for line in tree:
-        same = [next((o for o in other if o.name == line.name), line) for other, _ in trees]
+        same = [next((o for o in other if o.name == line.name), line) for other in trees]
         line.self_us = int(statistics.median(o.self_us for o in same))
         line.cumulative_us = int(statistics.median(o.cumulative_us for o in same))
     by_package: dict[str, int] = defaultdict(int)
     for line in tree:
         by_package[line.name.split(".")[0]] += line.self_us
     total_us = tree[-1].cumulative_us
-
-    def importer_chain(index: int) -> list[str]:
-        chain, depth = [], tree[index].depth
-        for line in tree[index + 1 :]:
-            if line.depth < depth:
-                chain.append(line.name)
-                depth = line.depth
-        return chain
-
-    watched = {}
-    for name in WATCHED_IMPORTS:
-        index = next((i for i, line in enumerate(tree) if line.name == name), None)
-        watched[name] = {
-            "imported": name in modules,
-            "cumulative_ms": tree[index].cumulative_us / 1000 if index is not None else None,
-            "via": importer_chain(index)[:4] if index is not None else [],
-        }
+    watched: dict[str, Any] = dict.fromkeys(WATCHED_IMPORTS)  # None: not imported
+    for index, line in enumerate(tree):
+        if line.name in watched:
+            via = _importers(tree, index)[:4]
+            watched[line.name] = {"cumulative_ms": line.cumulative_us / 1000, "via": via}
     return {
         "runs": runs,
         "total_ms": total_us / 1000,

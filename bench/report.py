@@ -1,7 +1,5 @@
-"""The benchmark's report: one section per part that ran, then the issue's targets.
-
-The targets are reported beside the measured values, never enforced.
-"""
+"""The benchmark's report: one section per part that ran, then the issue's targets (reported
+beside the measured values, never enforced)."""
 
 from __future__ import annotations
 
@@ -9,7 +7,7 @@ import statistics
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from bench.proxy_process import PROXY_DELAY_S
+from bench.warm import PROXY_DELAY_S
 
 TARGET_WARM_RATIO = 1.15
 TARGET_FIRST_ROUND_TRIPS = 12
@@ -131,12 +129,12 @@ def _imports(report: dict[str, Any]) -> Iterator[str]:
     for item in imports["self_by_package"]:
         yield f"    {item['self_ms']:8.1f} ms  {item['share']:5.1%}  {item['package']}"
     yield "  imported by `import users_api.handler`:"
-    for name, info in imports["watched"].items():
-        if info["imported"]:
-            ms = f"{info['cumulative_ms']:.1f} ms" if info["cumulative_ms"] is not None else ""
-            yield f"    {name:18} yes  {ms:>9}  via {' <- '.join(info['via'])}"
-        else:
+    for name, info in imports["watched"].items():  # info: None when not imported
+        if info is None:
             yield f"    {name:18} no"
+        else:
+            via = " <- ".join(info["via"])
+            yield f"    {name:18} yes  {info['cumulative_ms']:6.1f} ms  via {via}"
 
 
 def _bundle(report: dict[str, Any]) -> Iterator[str]:
@@ -156,58 +154,39 @@ def _bundle(report: dict[str, Any]) -> Iterator[str]:
         yield f"    {mib(item['bytes']):7.2f} MiB  {item['name']}"
 
 
-def _target(name: str, measured: str, met: bool) -> dict[str, str]:
-    return {"target": name, "measured": measured, "verdict": "met" if met else "NOT met"}
-
-
-def _warm_targets(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    proxied = [row for row in rows if row["mode"] == "proxy"]
-    worst = max(proxied, key=lambda row: row["ratio_p50"])
-    trips = [(row["project"]["round_trips"], row["floor"]["round_trips"]) for row in proxied]
-    return [
-        _target(
+def _targets(report: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
+    """(target, measured, met); each cold-start target against the row furthest from it."""
+    if "warm" in report:
+        proxied = [row for row in report["warm"] if row["mode"] == "proxy"]
+        worst = max(proxied, key=lambda row: row["ratio_p50"])
+        yield (
             f"warm p50 through proxy <= {TARGET_WARM_RATIO}x floor (worst route)",
             f"{worst['ratio_p50']:.2f}x ({worst['route']})",
             worst["ratio_p50"] <= TARGET_WARM_RATIO,
-        ),
-        _target(
+        )
+        trips = [(row["project"]["round_trips"], row["floor"]["round_trips"]) for row in proxied]
+        yield (
             "warm round trips equal to the floor's (project/floor)",
             ", ".join(f"{project}/{floor}" for project, floor in trips),
             all(project == floor for project, floor in trips),
-        ),
-    ]
-
-
-def _cold_targets(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Each against the row of the cold-start table furthest from it (the round trips over
-    plain TCP: TLS adds two to every connection of both handlers)."""
-    targets, tcp = [], "password/TCP"
+        )
+    tcp = "password/TCP"  # the round trips over plain TCP: TLS adds two to every connection
     for what, key, limit, unit, config in (
         ("first invocation", "most_round_trips", TARGET_FIRST_ROUND_TRIPS, " round trips", tcp),
         ("first invocation", "first_ratio", TARGET_FIRST_RATIO, "x floor's", ""),
         ("import + first invocation", "total_ratio", TARGET_TOTAL_RATIO, "x floor's", ""),
         ("warm p50 (own processes)", "warm_ratio", TARGET_WARM_RATIO, "x floor's", ""),
     ):
-        row = max((row for row in rows if config in row["config"]), key=lambda row: row[key])
-        measured = f"{row[key]:.2f}x" if isinstance(row[key], float) else str(row[key])
-        targets.append(
-            _target(
-                f"{what} <= {limit:g}{unit}" + (f" ({config})" if config else ""),
-                f"{measured} ({row['config']} {row['serving']})",
-                row[key] <= limit,
-            )
-        )
-    return targets
-
-
-def evaluate_targets(report: dict[str, Any]) -> list[dict[str, str]]:
-    targets = _warm_targets(report["warm"]) if "warm" in report else []
-    targets += _cold_targets(report["cold"]) if "cold" in report else []
+        rows = [row for row in report.get("cold", []) if config in row["config"]]
+        if rows:
+            row = max(rows, key=lambda row: row[key])
+            value = f"{row[key]:.2f}x" if isinstance(row[key], float) else str(row[key])
+            target = f"{what} <= {limit:g}{unit}" + (f" ({config})" if config else "")
+            yield target, f"{value} ({row['config']} {row['serving']})", row[key] <= limit
     if "error" not in report.get("bundle", {"error": "not measured"}):
         size = mib(report["bundle"]["unzipped_bytes"])
-        limit = f"bundle < {TARGET_BUNDLE_MIB:g} MiB unzipped"
-        targets.append(_target(limit, f"{size:.1f} MiB", size < TARGET_BUNDLE_MIB))
-    return targets
+        target = f"bundle < {TARGET_BUNDLE_MIB:g} MiB unzipped"
+        yield target, f"{size:.1f} MiB", size < TARGET_BUNDLE_MIB
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -222,8 +201,8 @@ def format_report(report: dict[str, Any]) -> str:
     sections += [section(report) for part, section in parts.items() if part in report]
     sections += [[f"{part.upper()}: not measured ({why})"] for part, why in meta["skipped"].items()]
     targets = [
-        f"  {line['target']:55} {line['measured']:>30}   {line['verdict']}"
-        for line in evaluate_targets(report)
+        f"  {target:55} {measured:>30}   {'met' if met else 'NOT met'}"
+        for target, measured, met in _targets(report)
     ]
     sections.append(["TARGETS (reported, never enforced)", *targets])
     return "\n\n".join("\n".join(section) for section in sections)

@@ -1,13 +1,8 @@
 """The benchmark: the project's Lambda handler against a bare asyncpg floor (see README.md).
 
-`python -m bench.run [--quick] [--only PART...] [--iterations N] [--cold-runs N]
-[--json PATH]`. The parts, in the order they run: `warm` (bench.warm: per route, in this
-process, straight to PostgreSQL and through the counting proxy), `trace` (bench.wiretrace:
-the SQL of each round trip), `cold` (bench.cold: cold starts and warm p50 per serving and
-configuration), `imports` and `bundle` (bench.footprint).
-
-It only reports: no timing is ever a pass/fail check, and the exit status is 0 unless the
-benchmark itself could not run.
+The parts, in the order they run: `warm` (bench.warm), `trace` (bench.wiretrace), `cold`
+(bench.cold), `imports` and `bundle` (bench.footprint). It only reports: the exit status is 0
+unless the benchmark itself could not run.
 """
 
 from __future__ import annotations
@@ -19,12 +14,10 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bench import log
-from bench.child import FUNCTION_NAME
 
 PARTS = ("warm", "trace", "cold", "imports", "bundle")
 
@@ -73,7 +66,7 @@ def act_as_lambda() -> None:
     from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 
     os.environ.update(FAKE_AWS_CREDENTIALS)
-    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = FUNCTION_NAME  # NullPool, as inside Lambda
+    os.environ["AWS_LAMBDA_FUNCTION_NAME"] = "UsersApiFunction"  # NullPool, as inside Lambda
     for name in ("AWS_PROFILE", "DB_HOST", "DB_NULLPOOL", "API_ROOT_PATH"):
         os.environ.pop(name, None)
 
@@ -82,8 +75,7 @@ def measure(parts: set[str], url: str, meta: dict[str, Any]) -> dict[str, Any]:
     """Every part in `parts`, against the scratch database at `url`."""
     from bench.cold import bytecode_copy, run_cold
     from bench.footprint import bundle_report, import_profile
-    from bench.proxy_process import host_port, with_host
-    from bench.warm import Handlers, run_warm
+    from bench.warm import Handlers, host_port, run_warm, with_host
     from bench.wiretrace import run_trace
 
     report: dict[str, Any] = {}
@@ -91,9 +83,7 @@ def measure(parts: set[str], url: str, meta: dict[str, Any]) -> dict[str, Any]:
     prepare_database(url)
     handlers = Handlers()
     if "warm" in parts:
-        warm = run_warm(handlers, url, meta["iterations"], meta["warmup"])
-        report["warm"] = [result.summary() for result in warm]
-        report["warm_samples"] = [asdict(result) for result in warm]
+        report["warm"] = run_warm(handlers, url, meta["iterations"], meta["warmup"])
     with bytecode_copy() as bytecode:
         if "trace" in parts:
             report["trace"] = run_trace(handlers, url, bytecode)
