@@ -140,6 +140,8 @@ def bundle_report(zipped: bool) -> dict[str, Any]:
     return {
         "path": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
         "unzipped_bytes": _dir_size(path),
+        # What /docs and /redoc serve: never imported, apart from the code's size budget.
+        "docs_static_bytes": _dir_size(path / "fastapi_offline" / "static"),
         "zipped_bytes": _zipped_size(path) if zipped else None,
         "by_kind": dict(by_kind),
         "largest": packages[:10],

@@ -13,7 +13,7 @@ TARGET_WARM_RATIO = 1.15
 TARGET_FIRST_ROUND_TRIPS = 12
 TARGET_FIRST_RATIO = 3.0
 TARGET_TOTAL_RATIO = 9.0  # import + first invocation
-TARGET_BUNDLE_MIB = 25.0
+TARGET_BUNDLE_MB = 25.0  # code: the docs pages' static files apart, as tests/infra count it
 
 
 def mib(n: int) -> float:
@@ -184,9 +184,11 @@ def _targets(report: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
             target = f"{what} <= {limit:g}{unit}" + (f" ({config})" if config else "")
             yield target, f"{value} ({row['config']} {row['serving']})", row[key] <= limit
     if "error" not in report.get("bundle", {"error": "not measured"}):
-        size = mib(report["bundle"]["unzipped_bytes"])
-        target = f"bundle < {TARGET_BUNDLE_MIB:g} MiB unzipped"
-        yield target, f"{size:.1f} MiB", size < TARGET_BUNDLE_MIB
+        bundle = report["bundle"]
+        code_mb = (bundle["unzipped_bytes"] - bundle["docs_static_bytes"]) / 10**6
+        static = f"+ {bundle['docs_static_bytes'] / 10**6:.1f} MB docs static files"
+        target = f"bundle code < {TARGET_BUNDLE_MB:g} MB unzipped"
+        yield target, f"{code_mb:.1f} MB ({static})", code_mb < TARGET_BUNDLE_MB
 
 
 def format_report(report: dict[str, Any]) -> str:
