@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.child import HANDLERS, spawn
+from bench.routes import GET_ONE, ROUTES
 from bench.warm import Handlers, host_port, with_host
 from devtools.tcp_proxy import TcpProxy
 
@@ -39,46 +40,37 @@ def _cstring(payload: bytes, start: int = 0) -> tuple[str, int]:
     return payload[start:end].decode("utf-8", "replace"), end + 1
 
 
-def _messages(flights: list[bytearray]) -> Iterator[list[tuple[str, bytes]]]:
-    """Per flight of one connection, its messages: (type, payload). A flight holds whole
+def _describe(flights: list[bytearray]) -> list[str]:
+    """One line per round trip (flight) of one connection: its message names, then the SQL
+    they carry (on one line: the client's formatting spans several). A flight holds whole
     messages: these clients finish a message before the server answers. The packets before
-    the StartupMessage have no type byte; their type here is the request's name."""
+    the StartupMessage have no type byte: they are named by their request code."""
+    lines, prepared = [], {}  # SQL per prepared statement name ("": the unnamed one)
     startup = True  # until the StartupMessage (possibly after an SSLRequest)
     for flight in flights:
-        messages, offset = [], 0
+        kinds, sql, offset = [], [], 0
         while offset < len(flight):
             if startup:
                 length, code = struct.unpack_from("!II", flight, offset)
-                messages.append((_STARTUP_CODES.get(code, "Startup"), b""))
+                kinds.append(_STARTUP_CODES.get(code, "Startup"))
                 startup = code in _STARTUP_CODES
-            else:
-                (length,) = struct.unpack_from("!I", flight, offset + 1)
-                kind, payload = chr(flight[offset]), flight[offset + 5 : offset + 1 + length]
-                messages.append((kind, bytes(payload)))
-                length += 1  # the type byte
-            offset += length
-        yield messages
-
-
-def _describe(flights: list[bytearray]) -> list[str]:
-    """One line per round trip of one connection: its message names, then the SQL they
-    carry (on one line: the client's formatting spans several)."""
-    lines, prepared = [], {}  # SQL per prepared statement name ("": the unnamed one)
-    for messages in _messages(flights):
-        sql = []
-        for kind, payload in messages:
+                offset += length
+                continue
+            (length,) = struct.unpack_from("!I", flight, offset + 1)
+            kind, payload = chr(flight[offset]), bytes(flight[offset + 5 : offset + 1 + length])
+            kinds.append(_NAMES.get(kind, kind))
+            offset += 1 + length  # the type byte, then the length's span
             if kind == "Q":
                 sql.append(_cstring(payload)[0])
             elif kind == "P":
-                name, offset = _cstring(payload)
-                prepared[name] = _cstring(payload, offset)[0]
+                name, start = _cstring(payload)
+                prepared[name] = _cstring(payload, start)[0]
                 sql.append(prepared[name])
             elif kind == "B":  # the portal's name, then the statement's
-                statement = _cstring(payload, _cstring(payload)[1])[0]
-                sql.append(prepared.get(statement, ""))
-        kinds = "+".join(dict.fromkeys(_NAMES.get(kind, kind) for kind, _ in messages))
+                sql.append(prepared.get(_cstring(payload, _cstring(payload)[1])[0], ""))
         statements = " | ".join(dict.fromkeys(" ".join(text.split()) for text in sql))
-        lines.append(f"{kinds}: {statements}" if statements else kinds)
+        names = "+".join(dict.fromkeys(kinds))
+        lines.append(f"{names}: {statements}" if statements else names)
     return lines
 
 
@@ -89,15 +81,12 @@ class TracingProxy(TcpProxy):
         super().__init__(target_host, target_port)
         self.sent: list[list[bytearray]] = []  # per connection in order of opening, per flight
 
-    def reset(self) -> None:
-        with self._lock:
-            self.sent = []
-
-    def trips(self) -> list[str]:
-        """Every round trip since the last reset, one line each, once the connections ended."""
+    def take(self) -> list[str]:
+        """Every round trip since the last take, one line each, once the connections ended."""
         self.wait_idle()
         with self._lock:
-            return [line for flights in self.sent for line in _describe(flights)]
+            sent, self.sent = self.sent, []
+        return [line for flights in sent for line in _describe(flights)]
 
     def _opened(self) -> list[bytearray]:
         flights: list[bytearray] = []
@@ -127,26 +116,21 @@ def _extras(project: list[str], floor: list[str]) -> list[str]:
 def run_trace(handlers: Handlers, url: str, bytecode: Path) -> dict[str, Any]:
     """The round trips of a first invocation (a fresh interpreter importing from the `bytecode`
     copy) and of a warm one of every route, for both handlers, and those beyond the floor's."""
-    from bench.child import HANDLERS, spawn
-    from bench.routes import GET_ONE, ROUTES
-
     out: dict[str, Any] = {"first": {}, "warm": {}}
     with TracingProxy(*host_port(url)) as tracer:
         traced_url = with_host(url, "127.0.0.1", tracer.port)
         for name, module in HANDLERS.items():
-            tracer.reset()
             spawn([sys.executable], [bytecode], {"DATABASE_URL": traced_url}, module)
-            out["first"][name] = tracer.trips()
+            out["first"][name] = tracer.take()
         handlers.point_at(traced_url)
         for name in HANDLERS:  # the engine's first connect happens here
             handlers.invoke(name, GET_ONE.event(0))
         for route in ROUTES:
             per_route = {}
             for name in HANDLERS:
-                tracer.wait_idle()
-                tracer.reset()
+                tracer.take()  # what came before: not this invocation's
                 handlers.invoke(name, route.event(1))
-                per_route[name] = tracer.trips()
+                per_route[name] = tracer.take()
             per_route["extra"] = _extras(per_route["project"], per_route["floor"])
             out["warm"][route.label] = per_route
     out["first"]["extra"] = _extras(out["first"]["project"], out["first"]["floor"])
