@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -142,33 +142,33 @@ def _warm_processes(
     return warm_p50
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def summarize(
     serving: str, config: str, cold: dict[str, dict[str, Any]], warm_p50: dict[str, list[float]]
 ) -> dict[str, Any]:
+    """One row: medians and project / floor ratios, with the per-round and per-process
+    ratios whose range the report prints beside them."""
     floor, project = cold["floor"], cold["project"]
 
-    def ratios(key: str) -> list[float]:
-        return [p / f for p, f in zip(project[key], floor[key], strict=True)]
+    def ratio(key: str, of: Callable[[list[float]], float] = statistics.median) -> float:
+        return of(project[key]) / of(floor[key])
 
-    median = {
-        name: {key: statistics.median(side[key]) for key in ("import_ms", "first_ms", "total_ms")}
-        for name, side in cold.items()
-    }
-    warm_ratios = [p / f for p, f in zip(warm_p50["project"], warm_p50["floor"], strict=True)]
+    def ratios(p_values: list[float], f_values: list[float]) -> list[float]:
+        return [p / f for p, f in zip(p_values, f_values, strict=True)]
+
+    warm_ratios = ratios(warm_p50["project"], warm_p50["floor"])
     return {
         "serving": serving,
         "config": config,
-        "median": median,
-        "import_ratio": median["project"]["import_ms"] / median["floor"]["import_ms"],
-        "import_ratio_fastest": min(project["import_ms"]) / min(floor["import_ms"]),
-        "first_ratio": median["project"]["first_ms"] / median["floor"]["first_ms"],
-        "first_ratio_rounds": _spread(ratios("first_ms")),
-        "total_ratio": median["project"]["total_ms"] / median["floor"]["total_ms"],
-        "total_ratio_rounds": _spread(ratios("total_ms")),
+        "median": {
+            name: {key: statistics.median(side[key]) for key in ("import_ms", "first_ms")}
+            for name, side in cold.items()
+        },
+        "import_ratio": ratio("import_ms"),
+        "import_ratio_fastest": ratio("import_ms", min),
+        "first_ratio": ratio("first_ms"),
+        "first_ratio_rounds": ratios(project["first_ms"], floor["first_ms"]),
+        "total_ratio": ratio("total_ms"),
+        "total_ratio_rounds": ratios(project["total_ms"], floor["total_ms"]),
         "round_trips": {name: span(side["round_trips"]) for name, side in cold.items()},
         "most_round_trips": max(project["round_trips"]),
         "connections": span(project["connections"]),
@@ -176,7 +176,7 @@ def summarize(
         "lazy_packages": sorted({m.split(".")[0] for m in project["lazy"] if m[0] != "_"}),
         "warm_p50_ms": {name: statistics.median(values) for name, values in warm_p50.items()},
         "warm_ratio": statistics.median(warm_ratios),
-        "warm_ratio_processes": _spread(warm_ratios),
+        "warm_ratio_processes": warm_ratios,
         "samples": {"cold": cold, "warm_p50": warm_p50},
     }
 

@@ -20,14 +20,35 @@ def mib(n: int) -> float:
     return n / 2**20
 
 
-def _warm(report: dict[str, Any]) -> Iterator[str]:
-    meta, rows = report["meta"], report["warm"]
-    yield (
-        f"WARM INVOCATIONS (ms per invocation; ratio = project / floor, same run; "
-        f"{meta['iterations']} per route per handler, interleaved A B A B after "
-        f"{meta['warmup']} warm-up each; proxy = {PROXY_DELAY_S * 1000:.1f} ms per chunk one "
-        "way; RT = round trips per invocation, counted by the proxy; conn = connections)"
-    )
+def _range(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+# Each section's title, formatted with the run's settings (`meta`) and the section's part of
+# the report (`part`: what `--json` writes under the section's name).
+TITLES = {
+    "warm": (
+        "WARM INVOCATIONS (ms per invocation; ratio = project / floor, same run; "
+        "{meta[iterations]} per route per handler, interleaved A B A B after {meta[warmup]} "
+        "warm-up each; proxy = {proxy_ms:.1f} ms per chunk one way; RT = round trips per "
+        "invocation, counted by the proxy; conn = connections)"
+    ),
+    "trace": "ROUND TRIPS, statement by statement (protocol-decoding proxy)",
+    "cold": (
+        "COLD START AND WARM p50, per serving and configuration (through pgbouncer behind the "
+        "proxy; {meta[cold_runs]} cold rounds, {meta[warm_processes]} warm processes x "
+        "{meta[iterations]} invocations of GET /users/{{id}} per handler; medians, ratio "
+        "ranges in parentheses)"
+    ),
+    "imports": (
+        "IMPORT PROFILE of users_api.handler (-X importtime, bytecode, per-module medians; "
+        "runs: {meta[import_runs]}): {part[total_ms]:.0f} ms, {part[modules_loaded]} modules"
+    ),
+    "bundle": "BUNDLE (the CDK recipe's, as deployed: {part[path]})",
+}
+
+
+def _warm(rows: list[dict[str, Any]]) -> Iterator[str]:
     header = (
         f"{'mode':6} {'route':20} {'floor p50':>9} {'p99':>7} {'project p50':>11} {'p99':>7} "
         f"{'x p50':>6} {'x p99':>6} {'RT floor':>8} {'RT proj':>7} {'conn':>4} {'err':>3}"
@@ -55,9 +76,7 @@ def _warm(report: dict[str, Any]) -> Iterator[str]:
     )
 
 
-def _trace(report: dict[str, Any]) -> Iterator[str]:
-    trace = report["trace"]
-    yield "ROUND TRIPS, statement by statement (protocol-decoding proxy)"
+def _trace(trace: dict[str, Any]) -> Iterator[str]:
     for title, trips in (
         ("first invocation, floor", trace["first"]["floor"]),
         ("first invocation, project", trace["first"]["project"]),
@@ -74,18 +93,7 @@ def _trace(report: dict[str, Any]) -> Iterator[str]:
         yield from (f"    + {trip}" for trip in trips["extra"])
 
 
-def _range(spread: dict[str, float]) -> str:
-    return f"{spread['min']:.2f}-{spread['max']:.2f}"
-
-
-def _cold(report: dict[str, Any]) -> Iterator[str]:
-    meta, rows = report["meta"], report["cold"]
-    yield (
-        f"COLD START AND WARM p50, per serving and configuration (through pgbouncer behind the "
-        f"proxy; {meta['cold_runs']} cold rounds, {meta['warm_processes']} warm processes x "
-        f"{meta['iterations']} invocations of GET /users/{{id}} per handler; medians, ratio "
-        "ranges in parentheses)"
-    )
+def _cold(rows: list[dict[str, Any]]) -> Iterator[str]:
     yield (
         "| config | serving | floor import / 1st ms | project import / 1st ms "
         "| x import (fastest) | x 1st (rounds) | x import+1st (rounds) "
@@ -114,13 +122,7 @@ def _cold(report: dict[str, Any]) -> Iterator[str]:
     )
 
 
-def _imports(report: dict[str, Any]) -> Iterator[str]:
-    imports = report["imports"]
-    yield (
-        f"IMPORT PROFILE of users_api.handler (-X importtime, bytecode, per-module medians of "
-        f"{imports['runs']} run{'s' if imports['runs'] > 1 else ''}): "
-        f"{imports['total_ms']:.0f} ms, {imports['modules_loaded']} modules"
-    )
+def _imports(imports: dict[str, Any]) -> Iterator[str]:
     yield "  top 15 by cumulative time:"
     for item in imports["top_cumulative"]:
         indent = "  " * min(item["depth"], 6)
@@ -137,17 +139,9 @@ def _imports(report: dict[str, Any]) -> Iterator[str]:
             yield f"    {name:18} yes  {info['cumulative_ms']:6.1f} ms  via {via}"
 
 
-def _bundle(report: dict[str, Any]) -> Iterator[str]:
-    bundle = report["bundle"]
-    if "error" in bundle:
-        yield f"BUNDLE: {bundle['error']}"
-        return
+def _bundle(bundle: dict[str, Any]) -> Iterator[str]:
     zipped = f", {mib(bundle['zipped_bytes']):.1f} MiB zipped" if bundle["zipped_bytes"] else ""
-    kinds = ", ".join(
-        f"{kind} {mib(size):.1f}"
-        for kind, size in sorted(bundle["by_kind"].items(), key=lambda item: -item[1])
-    )
-    yield f"BUNDLE (the CDK recipe's, as deployed: {bundle['path']})"
+    kinds = ", ".join(f"{kind} {mib(size):.1f}" for kind, size in bundle["by_kind"].items())
     yield f"  {mib(bundle['unzipped_bytes']):.1f} MiB unzipped{zipped}; by kind (MiB): {kinds}"
     yield "  largest top-level entries:"
     for item in bundle["largest"]:
@@ -183,7 +177,7 @@ def _targets(report: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
             value = f"{row[key]:.2f}x" if isinstance(row[key], float) else str(row[key])
             target = f"{what} <= {limit:g}{unit}" + (f" ({config})" if config else "")
             yield target, f"{value} ({row['config']} {row['serving']})", row[key] <= limit
-    if "error" not in report.get("bundle", {"error": "not measured"}):
+    if "bundle" in report:
         bundle = report["bundle"]
         code_mb = (bundle["unzipped_bytes"] - bundle["docs_static_bytes"]) / 10**6
         static = f"+ {bundle['docs_static_bytes'] / 10**6:.1f} MB docs static files"
@@ -200,7 +194,10 @@ def format_report(report: dict[str, Any]) -> str:
         ]
     ]
     parts = {"warm": _warm, "trace": _trace, "cold": _cold, "imports": _imports, "bundle": _bundle}
-    sections += [section(report) for part, section in parts.items() if part in report]
+    for part, section in parts.items():
+        if part in report:
+            title = TITLES[part].format(meta=meta, part=report[part], proxy_ms=PROXY_DELAY_S * 1e3)
+            sections.append([title, *section(report[part])])
     sections += [[f"{part.upper()}: not measured ({why})"] for part, why in meta["skipped"].items()]
     targets = [
         f"  {target:55} {measured:>30}   {'met' if met else 'NOT met'}"

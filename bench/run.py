@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,16 +52,6 @@ def prepare_database(url: str) -> None:
     run(upgrade_and_seed())
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="parts to run")
-    parser.add_argument("--quick", action="store_true", help="a short run (a few minutes)")
-    parser.add_argument("--iterations", type=int, help="warm invocations per route per handler")
-    parser.add_argument("--cold-runs", type=int, help="fresh interpreters per cold-start row")
-    parser.add_argument("--json", type=Path, help="also write every number to this file")
-    return parser.parse_args(argv)
-
-
 def act_as_lambda() -> None:
     """This process's environment as the function's inside Lambda."""
     from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
@@ -95,18 +86,26 @@ def measure(parts: set[str], url: str, meta: dict[str, Any]) -> dict[str, Any]:
             report["imports"] = import_profile(direct, bytecode, meta["import_runs"])
     handlers.point_at(direct)  # the engine disposed of before the database is dropped
     if "bundle" in parts:
-        report["bundle"] = bundle_report(zipped=not meta["quick"])
+        try:
+            report["bundle"] = bundle_report(zipped=not meta["quick"])
+        except (OSError, subprocess.CalledProcessError) as exc:
+            meta["skipped"]["bundle"] = f"no bundle: {exc}"
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="parts to run")
+    parser.add_argument("--quick", action="store_true", help="a short run (a few minutes)")
+    parser.add_argument("--iterations", type=int, help="warm invocations per route per handler")
+    parser.add_argument("--cold-runs", type=int, help="fresh interpreters per cold-start row")
+    parser.add_argument("--json", type=Path, help="also write every number to this file")
+    args = parser.parse_args(argv)
     parts = set(args.only)
     act_as_lambda()
 
-    from sqlalchemy.engine import make_url
-
     from bench.report import format_report
+    from bench.warm import host_port
     from devtools.pgbouncer import pgbouncer_binary
     from devtools.postgres import postgres_server, scratch_database
 
@@ -138,9 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         postgres_server() as server,
         scratch_database(server, f"users_api_bench_{os.getpid()}") as url,
     ):
-        target = make_url(url)
-        meta["database"] = f"{target.host}:{target.port}"
-        log(f"database {target.database} on {target.host}:{target.port}")
+        meta["database"] = "{}:{}".format(*host_port(url))
+        log(f"scratch database {url}")
         with contextlib.redirect_stdout(devnull):  # before the app's logger binds stdout
             report |= measure(parts, url, meta)
     meta["duration_s"] = round(time.monotonic() - started, 1)
