@@ -41,8 +41,8 @@ TITLES = {
         "ranges in parentheses)"
     ),
     "imports": (
-        "IMPORT PROFILE of users_api.handler (-X importtime, bytecode, per-module medians; "
-        "runs: {meta[import_runs]}): {part[total_ms]:.0f} ms, {part[modules_loaded]} modules"
+        "IMPORT PROFILE of users_api.handler (-X importtime, bytecode, per-module medians of "
+        "{meta[import_runs]} run(s)): {part[total_ms]:.0f} ms, {part[modules_loaded]} modules"
     ),
     "bundle": "BUNDLE (the CDK recipe's, as deployed: {part[path]})",
 }
