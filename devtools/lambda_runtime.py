@@ -78,7 +78,7 @@ class RequestFields(TypedDict, total=False):
 class _Request:
     """The parts of a request both payloads carry, each derived once."""
 
-    def __init__(self, method: str, path: str, fields: RequestFields) -> None:
+    def __init__(self, method: str, fields: RequestFields) -> None:
         headers = fields.get("headers") or ()
         self.method = method.upper()
         self.query = fields.get("query", "")
@@ -110,7 +110,7 @@ def http_api_event(method: str, path: str, **fields: Unpack[RequestFields]) -> E
     Repeated headers and query parameters are joined with commas, cookies go to `cookies`;
     `claims` are a JWT authorizer's.
     """
-    request = _Request(method, path, fields)
+    request = _Request(method, fields)
     headers = _lists((key.lower(), value) for key, value in request.header_pairs)
     cookies = [c.strip() for v in headers.pop("cookie", []) for c in v.split(";") if c.strip()]
     joined = {key: ",".join(values) for key, values in headers.items()}
@@ -156,7 +156,7 @@ def rest_api_event(method: str, path: str, **fields: Unpack[RequestFields]) -> E
 
     `stage` None is "prod"; `claims` are a Cognito user pool authorizer's.
     """
-    request = _Request(method, path, fields)
+    request = _Request(method, fields)
     headers = _lists(request.header_pairs)
     last_header = {key: values[-1] for key, values in headers.items()}
     stage = request.stage or "prod"
@@ -199,7 +199,7 @@ def response_body(response: Event) -> bytes:
 
 def response_headers(response: Event) -> list[tuple[str, str]]:
     """Headers of a proxy response, from `headers`, `multiValueHeaders` and `cookies`."""
-    pairs = [(k, v) for k, v in (response.get("headers") or {}).items()]
+    pairs = list((response.get("headers") or {}).items())
     for key, values in (response.get("multiValueHeaders") or {}).items():
         pairs.extend((key, v) for v in values)
     pairs.extend(("set-cookie", c) for c in response.get("cookies") or [])
