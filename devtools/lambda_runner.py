@@ -13,17 +13,19 @@ whoever calls it and from whatever thread or loop: every in-process serving uses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, TypeVar
 
-from devtools.lambda_runtime import LambdaContext, http_api_event
+from devtools.lambda_runtime import Event, LambdaContext, http_api_event
 
-Handler = Callable[[dict[str, Any], Any], Any]
-EventBuilder = Callable[..., dict[str, Any]]
+Handler = Callable[[Event, Any], Any]
+EventBuilder = Callable[..., Event]
 T = TypeVar("T")
 
 
@@ -56,32 +58,26 @@ def import_handler(handler: str) -> Handler:
 
 def ensure_event_loop() -> asyncio.AbstractEventLoop:
     """This thread's loop, made once and kept, as the runtime process keeps it."""
-    try:
+    with contextlib.suppress(RuntimeError):  # none yet on this thread
         loop = asyncio.get_event_loop_policy().get_event_loop()
         if not loop.is_closed():
             return loop
-    except RuntimeError:
-        pass
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     return loop
 
 
+@dataclass(eq=False)
 class LambdaRunner:
     """A handler (or a handler string, imported on `init`) on one thread with one loop."""
 
-    def __init__(
-        self,
-        handler: Handler | str,
-        *,
-        function_name: str = "UsersApiFunction",
-        memory_mb: int = 512,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self._handler = handler
-        self.function_name = function_name
-        self.memory_mb = memory_mb
-        self.timeout_s = timeout_s
+    handler: Handler | str
+    _: KW_ONLY
+    function_name: str = "UsersApiFunction"
+    memory_mb: int = 512
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="lambda", initializer=ensure_event_loop
         )
@@ -95,45 +91,42 @@ class LambdaRunner:
     def init(self) -> float:
         """Import the handler on the runner's thread (the cold start); returns its ms."""
         started = time.perf_counter()
-        if isinstance(self._handler, str):
-            self._handler = self.call(import_handler, self._handler)
+        if isinstance(self.handler, str):
+            self.handler = self._executor.submit(import_handler, self.handler).result()
         return (time.perf_counter() - started) * 1000
 
     def context(self) -> LambdaContext:
         return LambdaContext(self.function_name, self.memory_mb, self.timeout_s)
 
-    def call(self, function: Callable[..., T], *args: Any) -> T:
-        """Run anything on the runner's thread (where the handler's loop is current)."""
-        return self._executor.submit(function, *args).result()
-
     def run(self, coroutine: Callable[[], Awaitable[T]]) -> T:
         """Await a coroutine on the handler's loop (e.g. `dispose_engine`)."""
-        return self.call(lambda: ensure_event_loop().run_until_complete(coroutine()))
+        awaited = self._executor.submit(lambda: ensure_event_loop().run_until_complete(coroutine()))
+        return awaited.result()
 
     def submit(
-        self, event: dict[str, Any], context: Any = None, handler: Handler | None = None
+        self, event: Event, context: Any = None, handler: Handler | None = None
     ) -> Future[tuple[float, Any]]:
         """One invocation, as a future of (ms in the handler, result as JSON gives it)."""
         if handler is None:
             self.init()
         return self._executor.submit(self._invoke, handler, event, context or self.context())
 
-    def _invoke(self, handler: Handler | None, event: dict[str, Any], context: Any) -> Any:
-        function = handler or self._handler
+    def _invoke(self, handler: Handler | None, event: Event, context: Any) -> Any:
+        function = handler or self.handler
         assert callable(function)
         started = time.perf_counter()
         result = function(event, context)
         elapsed = (time.perf_counter() - started) * 1000
         return elapsed, json.loads(json.dumps(result))  # the runtime serialises it as JSON
 
-    def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
+    def invoke(self, event: Event, context: Any = None) -> Any:
         return self.submit(event, context).result()[1]
 
     def request(
         self, method: str, path: str, build_event: EventBuilder = http_api_event, **fields: Any
-    ) -> tuple[dict[str, Any], Any]:
-        """An HTTP request as API Gateway's event (`fields`: the event builder's keyword
-        arguments), invoked; returns (event, result)."""
+    ) -> tuple[Event, Any]:
+        """An HTTP request as `build_event(method, path, **fields)` lays it out, invoked:
+        (event, result)."""
         event = build_event(method, path, **fields)
         return event, self.invoke(event)
 

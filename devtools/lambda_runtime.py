@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qsl
+from typing import Any, TypedDict, Unpack
+from urllib.parse import parse_qs
 
 ACCOUNT_ID = "123456789012"
+API_ID = "local"
 
 # Fake credentials and no instance-metadata lookups: whatever runs locally with these can
 # sign requests but never authenticate anywhere (tests, benchmarks, local invocations).
@@ -34,7 +35,6 @@ OFFLINE_AWS = {
     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
     "AWS_CONFIG_FILE": "/dev/null",
 }
-API_ID = "local"
 
 
 @dataclass
@@ -61,59 +61,66 @@ class LambdaContext:
         return max(int((self.timeout_s - (time.monotonic() - self._started)) * 1000), 0)
 
 
+Event = dict[str, Any]
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]  # as pairs, a name may repeat
 
 
-def _multi(pairs: Headers | None, *, lower: bool = False) -> dict[str, list[str]]:
+class RequestFields(TypedDict, total=False):
+    """What both event builders take besides the method and the path."""
+
+    query: str  # the raw query string
+    headers: Headers | None
+    body: bytes
+    stage: str | None  # None: the API's default stage
+    claims: dict[str, Any] | None  # what the API's authorizer passed on after checking a token
+
+
+class _Request:
+    """The parts of a request both payloads carry, each derived once."""
+
+    def __init__(self, method: str, fields: RequestFields) -> None:
+        headers = fields.get("headers") or ()
+        self.method = method.upper()
+        self.query = fields.get("query", "")
+        self.query_lists = parse_qs(self.query, keep_blank_values=True)
+        self.header_pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+        self.stage = fields.get("stage")
+        self.claims = fields.get("claims")
+        now = datetime.now(UTC)
+        self.time = now.strftime("%d/%b/%Y:%H:%M:%S +0000")
+        self.epoch_ms = int(now.timestamp() * 1000)
+        body = fields.get("body") or b""
+        try:
+            self.body_fields = {"body": body.decode("utf-8") or None, "isBase64Encoded": False}
+        except UnicodeDecodeError:
+            self.body_fields = {"body": base64.b64encode(body).decode(), "isBase64Encoded": True}
+
+
+def _lists(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Each name with all its values, in order."""
-    multi: dict[str, list[str]] = {}
-    for key, value in pairs.items() if isinstance(pairs, Mapping) else pairs or ():
-        multi.setdefault(key.lower() if lower else key, []).append(value)
-    return multi
+    lists: dict[str, list[str]] = {}
+    for key, value in pairs:
+        lists.setdefault(key, []).append(value)
+    return lists
 
 
-def _body_fields(body: bytes) -> dict[str, Any]:
-    if not body:
-        return {"body": None, "isBase64Encoded": False}
-    try:
-        return {"body": body.decode("utf-8"), "isBase64Encoded": False}
-    except UnicodeDecodeError:
-        return {"body": base64.b64encode(body).decode(), "isBase64Encoded": True}
-
-
-def _now() -> tuple[str, int]:
-    now = datetime.now(UTC)
-    return now.strftime("%d/%b/%Y:%H:%M:%S +0000"), int(now.timestamp() * 1000)
-
-
-def http_api_event(
-    method: str,
-    path: str,
-    *,
-    query: str = "",
-    headers: Headers | None = None,
-    body: bytes = b"",
-    stage: str | None = None,
-    claims: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def http_api_event(method: str, path: str, **fields: Unpack[RequestFields]) -> Event:
     """An API Gateway HTTP API (payload 2.0) proxy event for the `$default` route.
 
-    Repeated headers and query parameters are joined with commas, cookies go to `cookies`.
-    `stage`: None for the API's default stage; `claims`: what a JWT authorizer passed on
-    after validating the caller's token.
+    Repeated headers and query parameters are joined with commas, cookies go to `cookies`;
+    `claims` are a JWT authorizer's.
     """
-    multi_headers = _multi(headers, lower=True)
-    cookie_headers = multi_headers.pop("cookie", [])
-    cookies = [c.strip() for v in cookie_headers for c in v.split(";") if c.strip()]
-    joined = {k: ",".join(v) for k, v in multi_headers.items()}
-    time_text, time_epoch = _now()
-    stage = stage or "$default"
+    request = _Request(method, fields)
+    headers = _lists((key.lower(), value) for key, value in request.header_pairs)
+    cookies = [c.strip() for v in headers.pop("cookie", []) for c in v.split(";") if c.strip()]
+    joined = {key: ",".join(values) for key, values in headers.items()}
+    stage = request.stage or "$default"
     raw_path = path if stage == "$default" else f"/{stage}{path}"
-    event: dict[str, Any] = {
+    event: Event = {
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": raw_path,
-        "rawQueryString": query,
+        "rawQueryString": request.query,
         "headers": joined,
         "requestContext": {
             "accountId": ACCOUNT_ID,
@@ -121,7 +128,7 @@ def http_api_event(
             "domainName": joined.get("host", f"{API_ID}.execute-api.us-east-1.amazonaws.com"),
             "domainPrefix": API_ID,
             "http": {
-                "method": method.upper(),
+                "method": request.method,
                 "path": raw_path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
@@ -130,47 +137,37 @@ def http_api_event(
             "requestId": uuid.uuid4().hex[:16] + "=",
             "routeKey": "$default",
             "stage": stage,
-            "time": time_text,
-            "timeEpoch": time_epoch,
+            "time": request.time,
+            "timeEpoch": request.epoch_ms,
         },
-        **_body_fields(body),
+        **request.body_fields,
     }
-    if claims is not None:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
-    if query_multi := _multi(parse_qsl(query, keep_blank_values=True)):
-        event["queryStringParameters"] = {k: ",".join(v) for k, v in query_multi.items()}
+    if request.claims is not None:
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": request.claims, "scopes": None}}
+    if request.query_lists:
+        event["queryStringParameters"] = {k: ",".join(v) for k, v in request.query_lists.items()}
     if cookies:
         event["cookies"] = cookies
     return event
 
 
-def rest_api_event(
-    method: str,
-    path: str,
-    *,
-    query: str = "",
-    headers: Headers | None = None,
-    body: bytes = b"",
-    stage: str | None = None,
-    claims: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def rest_api_event(method: str, path: str, **fields: Unpack[RequestFields]) -> Event:
     """An API Gateway REST API (payload 1.0) proxy event, as for a `/{proxy+}` resource.
 
-    `stage`: None for "prod"; `claims`: what a Cognito user pool authorizer passed on.
+    `stage` None is "prod"; `claims` are a Cognito user pool authorizer's.
     """
-    multi_headers = _multi(headers)
-    single_headers = {k: v[-1] for k, v in multi_headers.items()}
-    multi_query = _multi(parse_qsl(query, keep_blank_values=True))
-    time_text, time_epoch = _now()
-    stage = stage or "prod"
-    event: dict[str, Any] = {
+    request = _Request(method, fields)
+    headers = _lists(request.header_pairs)
+    last_header = {key: values[-1] for key, values in headers.items()}
+    stage = request.stage or "prod"
+    event: Event = {
         "resource": "/{proxy+}",
         "path": path,
-        "httpMethod": method.upper(),
-        "headers": single_headers,
-        "multiValueHeaders": multi_headers,
-        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
-        "multiValueQueryStringParameters": multi_query or None,
+        "httpMethod": request.method,
+        "headers": last_header,
+        "multiValueHeaders": headers,
+        "queryStringParameters": {k: v[-1] for k, v in request.query_lists.items()} or None,
+        "multiValueQueryStringParameters": request.query_lists or None,
         "pathParameters": {"proxy": path.lstrip("/")},
         "stageVariables": None,
         "requestContext": {
@@ -178,36 +175,31 @@ def rest_api_event(
             "apiId": API_ID,
             "resourceId": "abc123",
             "resourcePath": "/{proxy+}",
-            "httpMethod": method.upper(),
+            "httpMethod": request.method,
             "path": f"/{stage}{path}",
             "protocol": "HTTP/1.1",
             "requestId": str(uuid.uuid4()),
-            "requestTime": time_text,
-            "requestTimeEpoch": time_epoch,
+            "requestTime": request.time,
+            "requestTimeEpoch": request.epoch_ms,
             "stage": stage,
-            "identity": {
-                "sourceIp": "127.0.0.1",
-                "userAgent": single_headers.get("User-Agent", ""),
-            },
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": last_header.get("User-Agent", "")},
         },
-        **_body_fields(body),
+        **request.body_fields,
     }
-    if claims is not None:
-        event["requestContext"]["authorizer"] = {"claims": claims}
+    if request.claims is not None:
+        event["requestContext"]["authorizer"] = {"claims": request.claims}
     return event
 
 
-def response_body(response: dict[str, Any]) -> bytes:
+def response_body(response: Event) -> bytes:
     """The raw body of a Lambda proxy response."""
     body = response.get("body") or ""
-    if response.get("isBase64Encoded"):
-        return base64.b64decode(body)
-    return body.encode("utf-8")
+    return base64.b64decode(body) if response.get("isBase64Encoded") else body.encode("utf-8")
 
 
-def response_headers(response: dict[str, Any]) -> list[tuple[str, str]]:
+def response_headers(response: Event) -> list[tuple[str, str]]:
     """Headers of a proxy response, from `headers`, `multiValueHeaders` and `cookies`."""
-    pairs = [(k, v) for k, v in (response.get("headers") or {}).items()]
+    pairs = list((response.get("headers") or {}).items())
     for key, values in (response.get("multiValueHeaders") or {}).items():
         pairs.extend((key, v) for v in values)
     pairs.extend(("set-cookie", c) for c in response.get("cookies") or [])
