@@ -28,14 +28,11 @@ def prepare_database(url: str) -> None:
     import asyncpg
 
     from bench.routes import SEEDED_USERS
-    from devtools.postgres import run
-    from users_api.migrate import migrate_database
-    from users_api.settings import Settings
+    from devtools.postgres import migrate, run
 
-    sa_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    migrate(url)
 
-    async def upgrade_and_seed() -> None:
-        await migrate_database(Settings(database_url=sa_url, db_nullpool=True))
+    async def seed() -> None:
         conn = await asyncpg.connect(url)
         try:
             # ASCII addresses: their email_key is the address itself.
@@ -49,7 +46,7 @@ def prepare_database(url: str) -> None:
         finally:
             await conn.close()
 
-    run(upgrade_and_seed())
+    run(seed())
 
 
 def act_as_lambda() -> None:

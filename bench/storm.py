@@ -42,7 +42,7 @@ import asyncpg
 
 from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
 from devtools.pgbouncer import Pgbouncer
-from devtools.postgres import postgres_server, private_postgres, scratch_database
+from devtools.postgres import migrate, postgres_server, private_postgres, scratch_database
 from devtools.postgres import run as run_async
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,15 +269,6 @@ def held_connections(url: str, at_most: int) -> Iterator[int]:
         loop.close()
 
 
-def migrated(url: str) -> str:
-    from users_api.migrate import migrate_database
-    from users_api.settings import Settings
-
-    sa_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    run_async(migrate_database(Settings(database_url=sa_url, db_nullpool=True)))
-    return sa_url
-
-
 class StormPgbouncer(Pgbouncer):
     """The tests' pgbouncer with the storm's pool size and wait, and a client limit to lower."""
 
@@ -328,7 +319,7 @@ def through_pgbouncer(args: argparse.Namespace) -> list[Phase]:
     """Phases 0 to 2, on the tests' PostgreSQL: the floor, the storm, the client limit."""
     database = f"users_api_storm_{os.getpid()}"
     with postgres_server() as server, scratch_database(server, database) as url:
-        migrated(url)
+        migrate(url)
         target = urlsplit(url)
         bouncer = StormPgbouncer(target.hostname or "127.0.0.1", target.port or 5432)
         bouncer.start()
@@ -355,7 +346,7 @@ def at_max_connections(args: argparse.Namespace) -> list[Phase]:
     with (
         private_postgres(max_connections=max_connections) as private,
         scratch_database(private, "users_api_storm") as url,
-        Fleet(args.workers, migrated(url)) as workers,
+        Fleet(args.workers, migrate(url)) as workers,
     ):
         hold = held_connections(url, max_connections)
         name, per_worker = "PostgreSQL max_connections", args.exhaustion_invocations

@@ -189,3 +189,14 @@ def scratch_database(server_url: str, name: str) -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def migrate(url: str) -> str:
+    """Apply the project's migrations to the database at the asyncpg `url` (as Lambda runs
+    them: NullPool); returns its SQLAlchemy URL."""
+    from users_api.migrate import migrate_database
+    from users_api.settings import Settings
+
+    sa_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    run(migrate_database(Settings(database_url=sa_url, db_nullpool=True)))
+    return sa_url

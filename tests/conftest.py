@@ -14,7 +14,7 @@ import pytest
 from hypothesis import settings
 
 from devtools.lambda_runtime import FAKE_AWS_CREDENTIALS
-from devtools.postgres import postgres_server, run, scratch_database
+from devtools.postgres import migrate, postgres_server, run, scratch_database
 from tests.support.serving import Configure
 
 # Before anything imports boto3: no real credentials, no instance-metadata lookups, so no
@@ -43,13 +43,8 @@ def pg_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_url(pg_server: str) -> Iterator[str]:
     """A migrated PostgreSQL database of this test session, as a SQLAlchemy URL."""
-    from users_api.migrate import migrate_database
-    from users_api.settings import Settings
-
     with scratch_database(pg_server, f"users_api_test_{os.getpid()}") as url:
-        sa_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-        run(migrate_database(Settings(database_url=sa_url, db_nullpool=True)))
-        yield sa_url
+        yield migrate(url)
 
 
 @pytest.fixture(scope="session")
