@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devtools import container_engine, lambda_image
+from devtools import container_engine, lambda_image, postgres
 from devtools.container_engine import Engine, NoEngine, podman
 from devtools.lambda_runtime import OFFLINE_AWS
 from devtools.local_function import DEFAULT_TEMPLATE
@@ -125,13 +125,7 @@ def local_template(template: Path, architecture: str, bundle: Path, out: Path) -
 def migrate(variables: dict[str, str], db_host: str, db_port: int) -> None:
     """Migrate the database env.json names, reached from this machine at db_host:db_port."""
     user, name = variables.get("DB_USER", "postgres"), variables.get("DB_NAME", "postgres")
-    url = f"postgresql+asyncpg://{user}@{db_host}:{db_port}/{name}"
-    subprocess.run(
-        [sys.executable, "-m", "users_api.migrate"],
-        env={**os.environ, "DATABASE_URL": url},
-        check=True,
-        cwd=ROOT,
-    )
+    postgres.migrate(f"postgresql://{user}@{db_host}:{db_port}/{name}")
 
 
 def ensure_network() -> str:
