@@ -66,7 +66,7 @@ def _warm(rows: list[dict[str, Any]]) -> Iterator[str]:
     direct = {row["route"]: row for row in rows if row["mode"] == "direct"}
     per_trip = [
         (row["floor"]["p50_ms"] - direct[row["route"]]["floor"]["p50_ms"])
-        / int(row["floor"]["round_trips"].split("-")[0])
+        / min(row["samples"]["round_trips"]["floor"])
         for row in rows
         if row["mode"] == "proxy" and row["route"] in direct
     ]
